@@ -1,0 +1,264 @@
+"""Worker configuration: every setting from the environment (and `.env`), validated once.
+
+`Settings.from_env()` collects *every* problem before failing, so an operator fixes a
+broken deployment in one pass instead of one restart per variable. Secret values are
+never part of an error message or of `repr()`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from dotenv import load_dotenv
+
+Mode = Literal["dev", "start", "console", "connect", "tools"]
+"""`tools` is any non-worker use (operator CLI, tests): nothing LiveKit-related is required."""
+
+SUPPORTED_LANGUAGES = ("en", "ar")
+LOCAL_API_KEY_PLACEHOLDER = "local-no-key"
+"""Sent as the OpenAI key when only OPENAI_BASE_URL is set: local servers ignore it,
+but the OpenAI SDK refuses to start without one."""
+
+T = TypeVar("T")
+
+
+class SettingsError(Exception):
+    """Raised with one line per invalid or missing setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    # LiveKit
+    livekit_url: str = ""
+    livekit_api_key: str = field(default="", repr=False)
+    livekit_api_secret: str = field(default="", repr=False)
+    # OpenAI or any OpenAI-compatible endpoint
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4.1-mini"
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = "alloy"
+    # Conversation
+    language: str = "en"
+    assistant_name: str = "Sara"
+    company_name: str = "Nour Clinic"
+    default_country_code: str = "963"
+    escalation_phone_number: str | None = None
+    # Storage
+    supabase_url: str | None = None
+    supabase_service_role_key: str = field(default="", repr=False)
+    data_dir: Path = Path(".data")
+    journal_dir: Path = Path(".data/journal")
+    journal_retention_days: float = 14.0
+    # Tavus avatar
+    tavus_api_key: str = field(default="", repr=False)
+    tavus_face_id: str | None = None
+    tavus_pal_id: str | None = None
+    # Worker scaling and time budgets
+    agent_name: str = ""
+    load_threshold: float = 0.7
+    num_idle_processes: int | None = None
+    job_memory_warn_mb: float = 1000.0
+    job_memory_limit_mb: float = 0.0
+    shutdown_process_timeout: float = 10.0
+    session_end_timeout: float = 30.0
+    flush_timeout: float = 8.0
+    store_timeout: float = 5.0
+    log_level: str = "INFO"
+
+    @property
+    def uses_supabase(self) -> bool:
+        return self.supabase_url is not None
+
+    @property
+    def tavus_enabled(self) -> bool:
+        return bool(self.tavus_api_key and self.tavus_face_id)
+
+    @property
+    def openai_key_for_client(self) -> str:
+        return self.openai_api_key or LOCAL_API_KEY_PLACEHOLDER
+
+    def secret_values(self) -> list[str]:
+        """The configured secrets, so logs and stored records can be checked against them."""
+        return [
+            getattr(self, f.name)
+            for f in fields(self)
+            if not f.repr and getattr(self, f.name)
+        ]
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, mode: Mode = "tools"
+    ) -> Settings:
+        """Read and validate; raises `SettingsError` listing every problem found."""
+        reader = _Reader(os.environ if env is None else env)
+        data_dir = Path(reader.text("DATA_DIR", str(cls.data_dir)))
+        s = cls(
+            livekit_url=reader.text("LIVEKIT_URL"),
+            livekit_api_key=reader.text("LIVEKIT_API_KEY"),
+            livekit_api_secret=reader.text("LIVEKIT_API_SECRET"),
+            openai_api_key=reader.text("OPENAI_API_KEY"),
+            openai_base_url=reader.url("OPENAI_BASE_URL"),
+            llm_model=reader.text("OPENAI_LLM_MODEL", cls.llm_model),
+            stt_model=reader.text("OPENAI_STT_MODEL", cls.stt_model),
+            tts_model=reader.text("OPENAI_TTS_MODEL", cls.tts_model),
+            tts_voice=reader.text("OPENAI_TTS_VOICE", cls.tts_voice),
+            language=reader.choice("AGENT_LANGUAGE", SUPPORTED_LANGUAGES, cls.language),
+            assistant_name=reader.text("ASSISTANT_NAME", cls.assistant_name),
+            company_name=reader.text("COMPANY_NAME", cls.company_name),
+            default_country_code=reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code),
+            escalation_phone_number=reader.text("ESCALATION_PHONE_NUMBER") or None,
+            supabase_url=reader.url("SUPABASE_URL"),
+            supabase_service_role_key=reader.text("SUPABASE_SERVICE_ROLE_KEY"),
+            data_dir=data_dir,
+            journal_dir=Path(reader.text("JOURNAL_DIR")) if reader.text("JOURNAL_DIR") else data_dir / "journal",
+            journal_retention_days=reader.number("JOURNAL_RETENTION_DAYS", cls.journal_retention_days),
+            tavus_api_key=reader.text("TAVUS_API_KEY"),
+            tavus_face_id=reader.text("TAVUS_FACE_ID") or reader.text("TAVUS_REPLICA_ID") or None,
+            tavus_pal_id=reader.text("TAVUS_PAL_ID") or reader.text("TAVUS_PERSONA_ID") or None,
+            agent_name=reader.text("AGENT_NAME"),
+            load_threshold=reader.number("LOAD_THRESHOLD", cls.load_threshold, maximum=1.0),
+            num_idle_processes=reader.integer("NUM_IDLE_PROCESSES"),
+            job_memory_warn_mb=reader.number("JOB_MEMORY_WARN_MB", cls.job_memory_warn_mb),
+            job_memory_limit_mb=reader.number("JOB_MEMORY_LIMIT_MB", cls.job_memory_limit_mb),
+            shutdown_process_timeout=reader.number(
+                "SHUTDOWN_PROCESS_TIMEOUT", cls.shutdown_process_timeout
+            ),
+            session_end_timeout=reader.number("SESSION_END_TIMEOUT", cls.session_end_timeout),
+            flush_timeout=reader.number("FLUSH_TIMEOUT", cls.flush_timeout),
+            store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
+            log_level=reader.choice(
+                "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level, upper=True
+            ),
+        )
+        reader.problems.extend(_cross_field_problems(s, mode))
+        if reader.problems:
+            raise SettingsError(reader.problems)
+        return s
+
+
+def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
+    problems: list[str] = []
+    if mode in ("dev", "start", "connect"):
+        for name, value, hint in (
+            ("LIVEKIT_URL", s.livekit_url, "your LiveKit server URL, e.g. wss://<project>.livekit.cloud"),
+            ("LIVEKIT_API_KEY", s.livekit_api_key, "the API key of your LiveKit project"),
+            ("LIVEKIT_API_SECRET", s.livekit_api_secret, "the API secret of your LiveKit project"),
+        ):
+            if not value:
+                problems.append(f"{name} is not set: set it to {hint} (needed by `{mode}`)")
+        if s.livekit_url and not s.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
+            problems.append("LIVEKIT_URL must start with wss:// (or ws:// for a local server)")
+    if mode != "tools" and not s.openai_api_key and not s.openai_base_url:
+        problems.append(
+            "OPENAI_API_KEY is not set: set it to your OpenAI key, or set OPENAI_BASE_URL "
+            "to an OpenAI-compatible server"
+        )
+    if s.supabase_url and not s.supabase_service_role_key:
+        problems.append(
+            "SUPABASE_SERVICE_ROLE_KEY is not set but SUPABASE_URL is: set it to the project's "
+            "service-role key, or unset SUPABASE_URL to use the embedded SQLite store"
+        )
+    if s.supabase_service_role_key and not s.supabase_url:
+        problems.append(
+            "SUPABASE_URL is not set but SUPABASE_SERVICE_ROLE_KEY is: set it to "
+            "https://<project>.supabase.co"
+        )
+    if s.tavus_api_key and not s.tavus_face_id:
+        problems.append("TAVUS_FACE_ID is not set but TAVUS_API_KEY is: set the Tavus replica (face) id")
+    if s.flush_timeout >= s.session_end_timeout:
+        problems.append(
+            f"FLUSH_TIMEOUT ({s.flush_timeout:g}) must be below SESSION_END_TIMEOUT "
+            f"({s.session_end_timeout:g}) so the end-of-call write fits the shutdown window"
+        )
+    return problems
+
+
+class _Reader:
+    """Parses raw strings and records a readable problem instead of raising."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.env.get(name, "").strip() or default
+
+    def url(self, name: str) -> str | None:
+        value = self.text(name)
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
+            return None
+        return value.rstrip("/")
+
+    def choice(
+        self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False
+    ) -> str:
+        raw = self.text(name, default)
+        value = raw.upper() if upper else raw.lower()
+        if value not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, *, maximum: float | None = None) -> float:
+        value = self._parse(name, float, default, "a number")
+        if not math.isfinite(value) or value < 0:
+            self.problems.append(f"{name} must be a non-negative number, got {self.text(name)!r}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problems.append(f"{name} must be at most {maximum:g}, got {self.text(name)!r}")
+            return default
+        return value
+
+    def integer(self, name: str) -> int | None:
+        if not self.text(name):
+            return None
+        value = self._parse(name, int, 0, "a whole number")
+        if value < 0:
+            self.problems.append(f"{name} must be zero or more, got {self.text(name)!r}")
+            return None
+        return value
+
+    def country_code(self, name: str, default: str) -> str:
+        value = self.text(name, default).lstrip("+")
+        if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 3):
+            self.problems.append(f"{name} must be a 1-3 digit calling code such as 963 or 1, got {value!r}")
+            return default
+        return value
+
+    def _parse(self, name: str, kind: Callable[[str], T], default: T, what: str) -> T:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be {what}, got {raw!r}")
+            return default
+
+
+def load_or_exit(mode: Mode, *, dotenv_path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load `.env`, validate, and exit with status 2 and one line per problem if invalid."""
+    load_dotenv(dotenv_path=dotenv_path or Path.cwd() / ".env", override=False)
+    try:
+        return Settings.from_env(mode=mode)
+    except SettingsError as e:
+        sys.stderr.write("Configuration error; the worker did not start:\n")
+        for problem in e.problems:
+            sys.stderr.write(f"  - {problem}\n")
+        sys.stderr.write("See .env.example for every setting.\n")
+        raise SystemExit(2) from None
