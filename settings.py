@@ -91,16 +91,10 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """The configured secrets, so logs and stored records can be checked against them."""
-        return [
-            getattr(self, f.name)
-            for f in fields(self)
-            if not f.repr and getattr(self, f.name)
-        ]
+        return [getattr(self, f.name) for f in fields(self) if not f.repr and getattr(self, f.name)]
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, *, mode: Mode = "tools"
-    ) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, mode: Mode = "tools") -> Settings:
         """Read and validate; raises `SettingsError` listing every problem found."""
         reader = _Reader(os.environ if env is None else env)
         data_dir = Path(reader.text("DATA_DIR", str(cls.data_dir)))
@@ -132,15 +126,11 @@ class Settings:
             num_idle_processes=reader.integer("NUM_IDLE_PROCESSES"),
             job_memory_warn_mb=reader.number("JOB_MEMORY_WARN_MB", cls.job_memory_warn_mb),
             job_memory_limit_mb=reader.number("JOB_MEMORY_LIMIT_MB", cls.job_memory_limit_mb),
-            shutdown_process_timeout=reader.number(
-                "SHUTDOWN_PROCESS_TIMEOUT", cls.shutdown_process_timeout
-            ),
+            shutdown_process_timeout=reader.number("SHUTDOWN_PROCESS_TIMEOUT", cls.shutdown_process_timeout),
             session_end_timeout=reader.number("SESSION_END_TIMEOUT", cls.session_end_timeout),
             flush_timeout=reader.number("FLUSH_TIMEOUT", cls.flush_timeout),
             store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
-            log_level=reader.choice(
-                "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level, upper=True
-            ),
+            log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level, upper=True),
         )
         reader.problems.extend(_cross_field_problems(s, mode))
         if reader.problems:
@@ -172,8 +162,7 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
         )
     if s.supabase_service_role_key and not s.supabase_url:
         problems.append(
-            "SUPABASE_URL is not set but SUPABASE_SERVICE_ROLE_KEY is: set it to "
-            "https://<project>.supabase.co"
+            "SUPABASE_URL is not set but SUPABASE_SERVICE_ROLE_KEY is: set it to https://<project>.supabase.co"
         )
     if s.tavus_api_key and not s.tavus_face_id:
         problems.append("TAVUS_FACE_ID is not set but TAVUS_API_KEY is: set the Tavus replica (face) id")
@@ -204,9 +193,7 @@ class _Reader:
             return None
         return value.rstrip("/")
 
-    def choice(
-        self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False
-    ) -> str:
+    def choice(self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False) -> str:
         raw = self.text(name, default)
         value = raw.upper() if upper else raw.lower()
         if value not in allowed:

@@ -61,8 +61,6 @@ def check(lang: str) -> None:
             problems.append(str(e))
             continue
         if used != declared:
-            problems.append(
-                f"prompt {lang}/{name} uses fields {sorted(used)}, expected {sorted(declared)}"
-            )
+            problems.append(f"prompt {lang}/{name} uses fields {sorted(used)}, expected {sorted(declared)}")
     if problems:
         raise PromptError("; ".join(problems))

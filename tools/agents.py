@@ -18,9 +18,7 @@ class Persona:
     company_name: str
 
     def render(self, prompt: str) -> str:
-        return prompts.load(
-            self.language, prompt, agent_name=self.assistant_name, company=self.company_name
-        )
+        return prompts.load(self.language, prompt, agent_name=self.assistant_name, company=self.company_name)
 
 
 class ReceptionAgent(Agent):

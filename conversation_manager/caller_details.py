@@ -1,0 +1,137 @@
+"""Caller name, phone and email from what the caller said, in English and Arabic.
+
+Plain functions, no I/O. Phones are normalised to E.164 whatever digits the caller's
+speech-to-text produced (ASCII, Arabic-Indic ٠-٩, Persian ۰-۹) and however they were
+grouped (spaces, dashes, dots, brackets, a leading 00 or +, a national trunk 0).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d\s\-.()/]{5,}\d(?!\w)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_SPOKEN_EMAIL = re.compile(r"\b([\w.+-]+)\s+at\s+([\w-]+(?:\s+dot\s+[\w-]+)+)\b", re.IGNORECASE | re.UNICODE)
+MAX_NAME_WORDS = 3
+
+_EN_NAME = re.compile(
+    r"\b(?:my name is|my name's|this is|call me|i am called|name is)\s+(?P<name>[^\W\d_]+(?:[ '\-][^\W\d_]+){0,5})",
+    re.IGNORECASE | re.UNICODE,
+)
+_AR_NAME = re.compile(
+    r"(?:^|\s|[،,.!؟?])(?:اسمي|إسمي|معك|معاك|أنا|انا)\s+(?P<name>[^\W\d_]+(?:\s+[^\W\d_]+){0,5})",
+    re.UNICODE,
+)
+_NAME_STOPWORDS = frozenset(
+    (
+        "and but calling here to from with about i my the a an please because who want need would "
+        "at on back later tomorrow today now fine good ok okay not just also so speaking looking "
+        "trying wondering your "
+        "و أريد اريد بدي بدّي عايز عاوز ابغى أبغى أحتاج احتاج أتصل اتصل متصل بخير هنا من في على عن "
+        "لا نعم مش ما كنت أود اود أرغب ارغب"
+    ).split()
+)
+_CONTACT_WORDS_AR = ("رقم", "ايميل", "إيميل", "بريد", "هاتف", "جوال", "موبايل", "تلفون", "تليفون")
+
+
+def _ends_name(word: str) -> bool:
+    """Stop words, and Arabic "و" + stop word or contact word ("ورقمي": "and my number")."""
+    lowered = word.lower()
+    if lowered in _NAME_STOPWORDS or lowered == "و":
+        return True
+    rest = word[1:]
+    return word.startswith("و") and (rest in _NAME_STOPWORDS or rest.startswith(_CONTACT_WORDS_AR))
+
+
+@dataclass(frozen=True)
+class CallerDetails:
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    def merged_over(self, fallback: CallerDetails) -> CallerDetails:
+        """These values where set, `fallback`'s elsewhere."""
+        return CallerDetails(
+            name=self.name or fallback.name,
+            phone=self.phone or fallback.phone,
+            email=self.email or fallback.email,
+        )
+
+
+def ascii_digits(text: str) -> str:
+    return text.translate(_DIGITS)
+
+
+def normalize_phone(raw: str, default_country_code: str) -> str | None:
+    """E.164 (`+<country><number>`) or None when `raw` cannot be a phone number."""
+    text = ascii_digits(raw).strip()
+    international = text.startswith(("+", "00"))
+    digits = re.sub(r"\D", "", text)
+    if text.startswith("00"):
+        digits = digits[2:]
+    if not international:
+        if digits.startswith(default_country_code) and len(digits) > 10:
+            pass  # already carries the country code, written without + or 00
+        else:
+            digits = default_country_code + digits.removeprefix("0")
+    if not 8 <= len(digits) <= 15 or digits.startswith("0"):
+        return None
+    return "+" + digits
+
+
+def find_phone(text: str, default_country_code: str) -> str | None:
+    for match in _PHONE_CANDIDATE.finditer(ascii_digits(text)):
+        if phone := normalize_phone(match.group(), default_country_code):
+            return phone
+    return None
+
+
+def find_email(text: str) -> str | None:
+    if match := _EMAIL.search(text):
+        return match.group().strip(".").lower()
+    if match := _SPOKEN_EMAIL.search(text):
+        domain = re.sub(r"\s+dot\s+", ".", match.group(2), flags=re.IGNORECASE)
+        return f"{match.group(1)}@{domain}".lower()
+    return None
+
+
+def _clean_name(words: list[str]) -> str | None:
+    kept: list[str] = []
+    for word in words:
+        if _ends_name(word):
+            break
+        kept.append(word)
+        if len(kept) == MAX_NAME_WORDS:
+            break
+    if not kept:
+        return None
+    return " ".join(w if not w.isascii() else w[:1].upper() + w[1:] for w in kept)
+
+
+def find_name(text: str) -> str | None:
+    for pattern in (_EN_NAME, _AR_NAME):
+        for match in pattern.finditer(text):
+            if name := _clean_name(re.split(r"\s+", match.group("name").strip())):
+                return name
+    return None
+
+
+def extract(text: str, default_country_code: str) -> CallerDetails:
+    """What one user turn reveals about the caller (fields it does not reveal are None)."""
+    return CallerDetails(
+        name=find_name(text),
+        phone=find_phone(text, default_country_code),
+        email=find_email(text),
+    )
+
+
+def accumulate(known: CallerDetails, turn: CallerDetails) -> CallerDetails:
+    """Later turns correct earlier ones ("sorry, my name is ...")."""
+    return replace(
+        known,
+        name=turn.name or known.name,
+        phone=turn.phone or known.phone,
+        email=turn.email or known.email,
+    )

@@ -1,0 +1,300 @@
+"""`ConversationManager`: the record of one call, from the first word to the bulk write.
+
+While the call runs nothing here touches the network: turns go to memory and to the
+journal. The only database writes are the background `active` row at the start and
+the bulk write at the end, bounded by `flush_timeout`. A failed write leaves the journal
+pending for `replay`; the call itself never waits on, or fails because of, the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from conversation_manager.caller_details import CallerDetails, normalize_phone
+from conversation_manager.journal import Event, Journal, journal_path
+from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank
+from conversation_manager.transcript import iso as _iso
+from storage.records import ConversationDetail, ConversationStore, Row, StoreError
+
+logger = logging.getLogger("conversation_manager")
+
+
+def new_conversation_id(room_name: str) -> str:
+    """Unique per call even when rooms are reused: the room for humans, a random tail for uniqueness."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", room_name).strip("-")[:48] or "call"
+    return f"{slug}-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class EndResult:
+    """What `end_conversation` saved (figures operators see in the worker log)."""
+
+    conversation_id: str
+    status: str
+    saved: bool
+    messages_saved: int
+    tool_calls_saved: int
+    agent_runs_saved: int
+    duration_seconds: float
+    flush_ms: float
+    requests: int
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ConversationManager:
+    """The record of one call. Create one per call (one per job)."""
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        *,
+        journal_dir: Path,
+        flush_timeout: float = 8.0,
+        default_country_code: str = "1",
+        language: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._journal_dir = journal_dir
+        self._flush_timeout = flush_timeout
+        self._country_code = default_country_code
+        self._language = language
+        self._clock = clock
+        self._transcript = CallTranscript(country_code=default_country_code)
+        self._journal: Journal | None = None
+        self._start_write: asyncio.Task[None] | None = None
+        self._result: EndResult | None = None
+
+    # -- the call -------------------------------------------------------------------------
+
+    @property
+    def conversation_id(self) -> str:
+        return self._transcript.conversation_id
+
+    @property
+    def transcript(self) -> CallTranscript:
+        return self._transcript
+
+    @property
+    def journal(self) -> Journal | None:
+        return self._journal
+
+    def _record(self, event: Event) -> None:
+        event.setdefault("ts", self._clock())
+        self._transcript.apply(event)
+        if self._journal is not None:
+            self._journal.append(event)
+
+    async def start_conversation(
+        self,
+        conversation_id: str | None,
+        room_name: str,
+        participant_identity: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Open the journal and write the `active` row in the background; returns the id."""
+        if self._journal is not None:
+            raise RuntimeError("this manager already recorded a conversation; use one per call")
+        conversation_id = conversation_id or new_conversation_id(room_name)
+        self._journal = Journal(journal_path(self._journal_dir, conversation_id))
+        now = self._clock()
+        row: Row = {
+            "conversation_id": conversation_id,
+            "room_name": room_name,
+            "participant_identity": participant_identity,
+            "status": "active",
+            "started_at": _iso(now),
+            "language": self._language,
+            "metadata": dict(metadata or {}),
+        }
+        self._record({"type": "start", "ts": now, "conversation": row, "country_code": self._country_code})
+        self._start_write = asyncio.get_running_loop().create_task(self._write_active_row(dict(row)))
+        logger.info("conversation started", extra={"conversation_id": conversation_id, "room": room_name})
+        return conversation_id
+
+    async def _write_active_row(self, row: Row) -> None:
+        try:
+            await asyncio.wait_for(self._store.create_conversation(row), self._flush_timeout)
+        except (StoreError, TimeoutError) as e:
+            logger.warning(
+                "could not write the active row (the end-of-call write will create it): %s",
+                e or "timeout",
+                extra={"conversation_id": row["conversation_id"]},
+            )
+
+    def add_message_to_local_transcript(
+        self,
+        role: str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        interrupted: bool = False,
+        created_at: float | None = None,
+        agent_run_id: str | None = None,
+    ) -> int | None:
+        """Buffer one turn (memory + journal, no network). Returns its seq, None if skipped."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {sorted(ROLES)}, got {role!r}")
+        if not isinstance(content, str) or is_blank(content):
+            return None
+        seq = self._transcript.next_seq
+        self._record(
+            {
+                "type": "message",
+                "row": {
+                    "seq": seq,
+                    "role": role,
+                    "content": clean_content(content),
+                    "interrupted": bool(interrupted),
+                    "created_at": _iso(created_at if created_at is not None else self._clock()),
+                    "agent_run_id": agent_run_id,
+                    "metadata": metadata or {},
+                },
+            }
+        )
+        return seq
+
+    def add_tool_call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | str,
+        output: str | None,
+        *,
+        is_error: bool = False,
+        call_id: str | None = None,
+        duration_ms: float | None = None,
+        created_at: float | None = None,
+        agent_run_id: str | None = None,
+    ) -> int:
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError:
+                arguments = {"_raw": arguments}
+        if not isinstance(arguments, dict):
+            arguments = {"_value": arguments}
+        seq = self._transcript.next_seq
+        self._record(
+            {
+                "type": "tool_call",
+                "row": {
+                    "seq": seq,
+                    "call_id": call_id,
+                    "name": name,
+                    "arguments": arguments,
+                    "output": clean_content(output) if output is not None else None,
+                    "is_error": bool(is_error),
+                    "duration_ms": duration_ms,
+                    "created_at": _iso(created_at if created_at is not None else self._clock()),
+                    "agent_run_id": agent_run_id,
+                },
+            }
+        )
+        return seq
+
+    def record_agent_run(self, row: Row) -> None:
+        """Store the latest snapshot of an agent run (keyed by its `run_id`)."""
+        self._record({"type": "agent_run", "row": dict(row)})
+
+    def set_caller_details(
+        self, name: str | None = None, phone: str | None = None, email: str | None = None
+    ) -> CallerDetails:
+        """Details stated by a tool or the telephony layer; they win over extracted ones."""
+        if phone:
+            phone = normalize_phone(phone, self._country_code) or phone
+        self._record({"type": "caller", "name": name or None, "phone": phone or None, "email": email or None})
+        return self._transcript.caller
+
+    def update_conversation(self, **fields: Any) -> None:
+        """Set conversation columns known mid-call (avatar_status, customer_id, outcome, ...)."""
+        self._record({"type": "conversation", "fields": fields})
+
+    # -- the end --------------------------------------------------------------------------
+
+    async def end_conversation(
+        self,
+        user_name: str | None = None,
+        user_phone: str | None = None,
+        user_email: str | None = None,
+        summary: str | None = None,
+        *,
+        status: str = "completed",
+    ) -> EndResult:
+        """Write the whole call in one bulk write within `flush_timeout`. Idempotent."""
+        if self._result is not None:
+            return self._result
+        if self._journal is None:
+            raise RuntimeError("end_conversation() before start_conversation()")
+        deadline = time.monotonic() + self._flush_timeout
+        cid = self.conversation_id
+        if user_name or user_phone or user_email:
+            self.set_caller_details(user_name, user_phone, user_email)
+        self._record({"type": "end", "status": status, "summary": summary})
+        await self._journal.close()
+        record = self._transcript.to_record()
+
+        if self._start_write is not None and not self._start_write.done():
+            # The active row is insert-if-absent, so letting it finish first is only tidiness.
+            await asyncio.wait({self._start_write}, timeout=max(0.0, deadline - time.monotonic()))
+        began = time.perf_counter()
+        error: str | None = None
+        requests = 0
+        try:
+            requests = await asyncio.wait_for(self._store.write_call(record), max(0.05, deadline - time.monotonic()))
+        except (StoreError, TimeoutError) as e:
+            error = str(e) or f"timed out after {self._flush_timeout:g}s"
+        flush_ms = (time.perf_counter() - began) * 1000
+        saved = error is None
+        if saved:
+            self._journal.archive()
+            logger.info(
+                "conversation saved: %d messages, %d tool calls in %.0f ms",
+                len(record.messages),
+                len(record.tool_calls),
+                flush_ms,
+                extra={"conversation_id": cid},
+            )
+        else:
+            logger.error(
+                "conversation NOT saved, journal kept for replay (%s): %s",
+                self._journal.path,
+                error,
+                extra={"conversation_id": cid},
+            )
+        self._result = EndResult(
+            conversation_id=cid,
+            status=record.conversation["status"],
+            saved=saved,
+            messages_saved=len(record.messages) if saved else 0,
+            tool_calls_saved=len(record.tool_calls) if saved else 0,
+            agent_runs_saved=len(record.agent_runs) if saved else 0,
+            duration_seconds=record.conversation["duration_seconds"],
+            flush_ms=round(flush_ms, 1),
+            requests=requests,
+            error=error,
+        )
+        return self._result
+
+    # -- reading past calls ---------------------------------------------------------------
+
+    async def get_conversation_list(
+        self, limit: int = 20, status: str | None = None, phone: str | None = None
+    ) -> list[Row]:
+        if phone:
+            phone = normalize_phone(phone, self._country_code) or phone
+        return await self._store.list_conversations(limit=limit, status=status, phone=phone)
+
+    async def get_conversation_with_messages(self, conversation_id: str) -> ConversationDetail | None:
+        return await self._store.get_conversation(conversation_id)

@@ -1,0 +1,66 @@
+"""Feeds a LiveKit `AgentSession`'s events into a `ConversationManager` (thin glue)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from livekit.agents import AgentSession
+from livekit.agents.voice.events import ConversationItemAddedEvent, FunctionToolsExecutedEvent
+
+from conversation_manager.manager import ConversationManager
+
+logger = logging.getLogger("conversation_manager.session_events")
+
+_METRIC_KEYS = (
+    "transcription_delay",
+    "end_of_turn_delay",
+    "on_user_turn_completed_delay",
+    "llm_node_ttft",
+    "tts_node_ttfb",
+    "e2e_latency",
+    "playback_latency",
+    "started_speaking_at",
+    "stopped_speaking_at",
+)
+
+
+def message_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The latency figures of a `ChatMessage.metrics` report that are set."""
+    return {k: float(metrics[k]) for k in _METRIC_KEYS if isinstance(metrics.get(k), int | float)}
+
+
+def attach(session: AgentSession, manager: ConversationManager) -> None:
+    """Record every turn, handoff and tool call the session produces."""
+
+    def on_item(ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if item.type == "message":
+            manager.add_message_to_local_transcript(
+                item.role,
+                item.text_content or "",
+                {"metrics": message_metrics(item.metrics), "item_id": item.id},
+                interrupted=item.interrupted,
+                created_at=item.created_at,
+            )
+        elif item.type == "agent_handoff":
+            handoffs = manager.transcript.conversation.get("metadata", {}).get("handoffs", [])
+            manager.update_conversation(
+                metadata={"handoffs": [*handoffs, {"from": item.old_agent_id, "to": item.new_agent_id}]}
+            )
+
+    def on_tools(ev: FunctionToolsExecutedEvent) -> None:
+        for call, output in ev.zipped():
+            manager.add_tool_call(
+                call.name,
+                call.arguments,
+                output.output,
+                is_error=output.is_error,
+                call_id=call.call_id,
+                duration_ms=round((output.created_at - call.created_at) * 1000, 1),
+                created_at=call.created_at,
+            )
+
+    session.on("conversation_item_added", on_item)
+    session.on("function_tools_executed", on_tools)

@@ -1,0 +1,122 @@
+"""The call's record in memory, built by applying journal events.
+
+The live call and the replay of a journal after a crash go through the same
+`CallTranscript.apply`, so what recovery writes is exactly what the call would have.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversation_manager.caller_details import CallerDetails, accumulate, extract
+from conversation_manager.journal import Event
+from storage.records import CallRecord, Row
+
+MAX_CONTENT_CHARS = 32_000
+TRUNCATION_MARKER = "\n[... truncated {dropped} characters]"
+ROLES = frozenset({"user", "assistant", "system", "developer"})
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
+
+
+def clean_content(text: str) -> str:
+    """Postgres text cannot hold NUL; everything else (controls, RTL marks) is kept as said."""
+    text = text.replace("\x00", "")
+    if len(text) > MAX_CONTENT_CHARS:
+        dropped = len(text) - MAX_CONTENT_CHARS
+        text = text[:MAX_CONTENT_CHARS] + TRUNCATION_MARKER.format(dropped=dropped)
+    return text
+
+
+def is_blank(text: str) -> bool:
+    return not "".join(c for c in text if unicodedata.category(c) not in ("Zs", "Cc", "Cf", "Zl", "Zp"))
+
+
+@dataclass
+class CallTranscript:
+    conversation: Row = field(default_factory=dict)
+    messages: list[Row] = field(default_factory=list)
+    tool_calls: list[Row] = field(default_factory=list)
+    agent_runs: dict[str, Row] = field(default_factory=dict)
+    extracted: CallerDetails = field(default_factory=CallerDetails)
+    explicit: CallerDetails = field(default_factory=CallerDetails)
+    country_code: str = "1"
+    started_ts: float = 0.0
+    last_ts: float = 0.0
+    ended: bool = False
+    next_seq: int = 0
+
+    @property
+    def conversation_id(self) -> str:
+        return str(self.conversation.get("conversation_id", ""))
+
+    @classmethod
+    def from_events(cls, events: list[Event]) -> CallTranscript:
+        transcript = cls()
+        for event in events:
+            transcript.apply(event)
+        return transcript
+
+    def apply(self, event: Event) -> None:
+        kind = event["type"]
+        self.last_ts = max(self.last_ts, float(event.get("ts", 0.0)))
+        if kind == "start":
+            self.conversation = dict(event["conversation"])
+            self.country_code = event.get("country_code", self.country_code)
+            self.started_ts = float(event["ts"])
+        elif kind == "message":
+            row = event["row"]
+            self.messages.append(row)
+            self.next_seq = max(self.next_seq, row["seq"] + 1)
+            if row["role"] == "user":
+                self.extracted = accumulate(self.extracted, extract(row["content"], self.country_code))
+        elif kind == "tool_call":
+            self.tool_calls.append(event["row"])
+            self.next_seq = max(self.next_seq, event["row"]["seq"] + 1)
+        elif kind == "agent_run":
+            self.agent_runs[event["row"]["run_id"]] = event["row"]
+        elif kind == "caller":
+            given = CallerDetails(event.get("name"), event.get("phone"), event.get("email"))
+            self.explicit = given.merged_over(self.explicit)
+        elif kind == "conversation":
+            fields: dict[str, Any] = event["fields"]
+            metadata = {**self.conversation.get("metadata", {}), **fields.pop("metadata", {})}
+            self.conversation.update(fields, metadata=metadata)
+        elif kind == "end":
+            self.ended = True
+            self.conversation["status"] = event["status"]
+            if event.get("summary"):
+                self.conversation["summary"] = event["summary"]
+        else:
+            raise ValueError(f"unknown journal event type {kind!r}")
+
+    @property
+    def caller(self) -> CallerDetails:
+        """What tools or the telephony layer stated wins over what was heard."""
+        return self.explicit.merged_over(self.extracted)
+
+    def to_record(self) -> CallRecord:
+        """The rows to write; a call that never ended is written as `abandoned`."""
+        caller = self.caller
+        conversation = {
+            **self.conversation,
+            "status": self.conversation.get("status", "active") if self.ended else "abandoned",
+            "ended_at": iso(self.last_ts),
+            "duration_seconds": round(max(0.0, self.last_ts - self.started_ts), 3),
+            "message_count": len(self.messages),
+            "user_name": caller.name,
+            "user_phone": caller.phone,
+            "user_email": caller.email,
+        }
+        cid = self.conversation_id
+        return CallRecord(
+            conversation=conversation,
+            messages=[{**m, "conversation_id": cid} for m in self.messages],
+            tool_calls=[{**t, "conversation_id": cid} for t in self.tool_calls],
+            agent_runs=[{**r, "conversation_id": cid} for r in self.agent_runs.values()],
+        )

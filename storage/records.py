@@ -1,0 +1,144 @@
+"""The conversation-record interface every backend implements, and the rows it moves."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = dict[str, Any]
+
+CONVERSATION_COLUMNS = (
+    "conversation_id",
+    "room_name",
+    "participant_identity",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_seconds",
+    "message_count",
+    "user_name",
+    "user_phone",
+    "user_email",
+    "customer_id",
+    "language",
+    "outcome",
+    "summary",
+    "avatar_status",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_max_ms",
+    "slow_turns",
+    "metadata",
+)
+MESSAGE_COLUMNS = (
+    "conversation_id",
+    "seq",
+    "role",
+    "content",
+    "interrupted",
+    "created_at",
+    "agent_run_id",
+    "metadata",
+)
+TOOL_CALL_COLUMNS = (
+    "conversation_id",
+    "seq",
+    "call_id",
+    "name",
+    "arguments",
+    "output",
+    "is_error",
+    "duration_ms",
+    "created_at",
+    "agent_run_id",
+)
+AGENT_RUN_COLUMNS = (
+    "run_id",
+    "conversation_id",
+    "agent_type",
+    "parent_run_id",
+    "started_at",
+    "ended_at",
+    "llm_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "tool_calls",
+    "tool_errors",
+    "feedback",
+    "metadata",
+)
+JSON_COLUMNS = frozenset({"metadata", "arguments"})
+STATUSES = ("active", "completed", "failed", "abandoned")
+
+
+class StoreError(Exception):
+    """A backend could not complete a read or write (unreachable, timed out, rejected)."""
+
+
+@dataclass
+class CallRecord:
+    """Everything one call leaves behind, as rows ready for a bulk write."""
+
+    conversation: Row
+    messages: list[Row] = field(default_factory=list)
+    tool_calls: list[Row] = field(default_factory=list)
+    agent_runs: list[Row] = field(default_factory=list)
+
+    @property
+    def conversation_id(self) -> str:
+        return str(self.conversation["conversation_id"])
+
+
+@dataclass
+class ConversationDetail:
+    conversation: Row
+    messages: list[Row]
+    tool_calls: list[Row]
+    agent_runs: list[Row]
+
+
+@dataclass
+class StatusStats:
+    status: str
+    count: int
+    avg_duration_seconds: float | None
+    avg_message_count: float | None
+
+
+class ConversationStore(abc.ABC):
+    """Conversation records. Every write is an idempotent upsert keyed by worker-made ids."""
+
+    @abc.abstractmethod
+    async def create_conversation(self, row: Row) -> None:
+        """Insert the conversation row unless it exists (a late start never clobbers the end)."""
+
+    @abc.abstractmethod
+    async def write_call(self, record: CallRecord) -> int:
+        """Write a whole call in bulk; returns the number of requests/statements it took."""
+
+    @abc.abstractmethod
+    async def list_conversations(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        phone: str | None = None,
+        today: bool = False,
+    ) -> list[Row]:
+        """Most recent first."""
+
+    @abc.abstractmethod
+    async def get_conversation(self, conversation_id: str) -> ConversationDetail | None: ...
+
+    @abc.abstractmethod
+    async def stats_by_status(self, *, today: bool = False) -> list[StatusStats]: ...
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+
+def pick(row: Row, columns: tuple[str, ...]) -> Row:
+    """Only the known columns of `row` that are present (absent means "leave unchanged")."""
+    return {c: row[c] for c in columns if c in row}

@@ -1,0 +1,181 @@
+"""Conversation records in an embedded SQLite file: the default when no Supabase is set."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.records import (
+    AGENT_RUN_COLUMNS,
+    CONVERSATION_COLUMNS,
+    JSON_COLUMNS,
+    MESSAGE_COLUMNS,
+    TOOL_CALL_COLUMNS,
+    CallRecord,
+    ConversationDetail,
+    ConversationStore,
+    Row,
+    StatusStats,
+    StoreError,
+    pick,
+)
+
+SCHEMA = Path(__file__).with_name("sqlite_schema.sql")
+BOOL_COLUMNS = frozenset({"interrupted", "is_error"})
+
+
+async def open_sqlite(path: Path, schema: Path, *, timeout: float) -> aiosqlite.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, timeout=timeout)
+    db.row_factory = aiosqlite.Row
+    await db.execute("pragma journal_mode = wal")
+    await db.execute("pragma foreign_keys = on")
+    await db.executescript(schema.read_text())
+    await db.commit()
+    return db
+
+
+def to_sql(value: Any, column: str) -> Any:
+    if column in JSON_COLUMNS:
+        return json.dumps(value if value is not None else {}, ensure_ascii=False)
+    if column in BOOL_COLUMNS:
+        return int(bool(value))
+    return value
+
+
+def from_sql(row: aiosqlite.Row) -> Row:
+    out: Row = {}
+    for key in row.keys():  # noqa: SIM118 - sqlite rows are not mappings
+        value = row[key]
+        if key in JSON_COLUMNS and isinstance(value, str):
+            value = json.loads(value)
+        elif key in BOOL_COLUMNS:
+            value = bool(value)
+        out[key] = value
+    return out
+
+
+def upsert_statement(table: str, columns: list[str], conflict: str, *, ignore_duplicates: bool = False) -> str:
+    names = ", ".join(columns)
+    marks = ", ".join("?" for _ in columns)
+    keys = {c.strip() for c in conflict.split(",")}
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+    action = f"do update set {updates}" if updates and not ignore_duplicates else "do nothing"
+    return f"insert into {table} ({names}) values ({marks}) on conflict ({conflict}) {action}"
+
+
+class SQLiteConversationStore(ConversationStore):
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path, *, timeout: float = 5.0) -> SQLiteConversationStore:
+        return cls(await open_sqlite(path, SCHEMA, timeout=timeout))
+
+    async def _upsert(
+        self,
+        table: str,
+        rows: list[Row],
+        columns: tuple[str, ...],
+        conflict: str,
+        *,
+        ignore_duplicates: bool = False,
+    ) -> None:
+        # Rows with different column sets (partial updates) need their own statements.
+        groups: dict[tuple[str, ...], list[Row]] = {}
+        for row in rows:
+            picked = pick(row, columns)
+            groups.setdefault(tuple(picked), []).append(picked)
+        for cols, group in groups.items():
+            sql = upsert_statement(table, list(cols), conflict, ignore_duplicates=ignore_duplicates)
+            await self._db.executemany(sql, [[to_sql(r[c], c) for c in cols] for r in group])
+
+    async def create_conversation(self, row: Row) -> None:
+        try:
+            await self._upsert("conversations", [row], CONVERSATION_COLUMNS, "conversation_id", ignore_duplicates=True)
+            await self._db.commit()
+        except sqlite3.Error as e:
+            await self._db.rollback()
+            raise StoreError(f"upsert conversation: {e}") from e
+
+    async def write_call(self, record: CallRecord) -> int:
+        try:
+            await self._upsert("conversations", [record.conversation], CONVERSATION_COLUMNS, "conversation_id")
+            await self._upsert("agent_runs", record.agent_runs, AGENT_RUN_COLUMNS, "run_id")
+            await self._upsert("messages", record.messages, MESSAGE_COLUMNS, "conversation_id, seq")
+            await self._upsert("tool_calls", record.tool_calls, TOOL_CALL_COLUMNS, "conversation_id, seq")
+            await self._db.commit()
+        except sqlite3.Error as e:
+            await self._db.rollback()
+            raise StoreError(f"write call {record.conversation_id}: {e}") from e
+        return 1
+
+    async def _select(self, sql: str, params: list[Any]) -> list[Row]:
+        try:
+            async with self._db.execute(sql, params) as cursor:
+                return [from_sql(r) for r in await cursor.fetchall()]
+        except sqlite3.Error as e:
+            raise StoreError(f"read: {e}") from e
+
+    async def list_conversations(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        phone: str | None = None,
+        today: bool = False,
+    ) -> list[Row]:
+        where, params = _filters(status=status, phone=phone, today=today)
+        return await self._select(
+            f"select * from conversations {where} order by started_at desc limit ?", [*params, limit]
+        )
+
+    async def get_conversation(self, conversation_id: str) -> ConversationDetail | None:
+        found = await self._select("select * from conversations where conversation_id = ?", [conversation_id])
+        if not found:
+            return None
+
+        async def rows(table: str, order: str) -> list[Row]:
+            return await self._select(
+                f"select * from {table} where conversation_id = ? order by {order}", [conversation_id]
+            )
+
+        return ConversationDetail(
+            conversation=found[0],
+            messages=await rows("messages", "seq"),
+            tool_calls=await rows("tool_calls", "seq"),
+            agent_runs=await rows("agent_runs", "started_at"),
+        )
+
+    async def stats_by_status(self, *, today: bool = False) -> list[StatusStats]:
+        where, params = _filters(today=today)
+        rows = await self._select(
+            "select status, count(*) as count, avg(duration_seconds) as avg_duration_seconds, "
+            f"avg(message_count) as avg_message_count from conversations {where} "
+            "group by status order by status",
+            params,
+        )
+        return [StatusStats(**row) for row in rows]
+
+    async def aclose(self) -> None:
+        await self._db.close()
+
+
+def _filters(*, status: str | None = None, phone: str | None = None, today: bool = False) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if phone:
+        clauses.append("user_phone = ?")
+        params.append(phone)
+    if today:
+        clauses.append("started_at >= ?")
+        params.append(dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC).isoformat())
+    return ("where " + " and ".join(clauses)) if clauses else "", params

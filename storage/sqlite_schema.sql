@@ -1,0 +1,79 @@
+-- The embedded mirror of sql/migrations (conversation records). Same columns; JSON is
+-- stored as text, booleans as 0/1, timestamps as ISO-8601 text in UTC.
+create table if not exists conversations (
+    id                   integer primary key,
+    conversation_id      text not null unique,
+    room_name            text not null,
+    participant_identity text,
+    status               text not null default 'active'
+                         check (status in ('active', 'completed', 'failed', 'abandoned')),
+    started_at           text not null,
+    ended_at             text,
+    duration_seconds     real check (duration_seconds >= 0),
+    message_count        integer not null default 0 check (message_count >= 0),
+    user_name            text,
+    user_phone           text,
+    user_email           text,
+    customer_id          text,
+    language             text,
+    outcome              text,
+    summary              text,
+    avatar_status        text,
+    latency_p50_ms       real,
+    latency_p95_ms       real,
+    latency_max_ms       real,
+    slow_turns           integer,
+    metadata             text not null default '{}',
+    updated_at           text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+create index if not exists conversations_started_at_idx on conversations (started_at desc);
+create index if not exists conversations_status_idx on conversations (status, started_at desc);
+create index if not exists conversations_user_phone_idx on conversations (user_phone, started_at desc);
+
+create table if not exists agent_runs (
+    id                integer primary key,
+    run_id            text not null unique,
+    conversation_id   text not null references conversations (conversation_id) on delete cascade,
+    agent_type        text not null,
+    parent_run_id     text,
+    started_at        text not null,
+    ended_at          text,
+    llm_calls         integer not null default 0,
+    prompt_tokens     integer not null default 0,
+    completion_tokens integer not null default 0,
+    total_tokens      integer not null default 0,
+    tool_calls        integer not null default 0,
+    tool_errors       integer not null default 0,
+    feedback          text not null default 'pending'
+                      check (feedback in ('pending', 'positive', 'negative', 'neutral')),
+    metadata          text not null default '{}'
+);
+create index if not exists agent_runs_conversation_idx on agent_runs (conversation_id);
+
+create table if not exists messages (
+    id              integer primary key,
+    conversation_id text not null references conversations (conversation_id) on delete cascade,
+    seq             integer not null check (seq >= 0),
+    role            text not null check (role in ('user', 'assistant', 'system', 'developer')),
+    content         text not null,
+    interrupted     integer not null default 0,
+    created_at      text not null,
+    agent_run_id    text,
+    metadata        text not null default '{}',
+    unique (conversation_id, seq)
+);
+
+create table if not exists tool_calls (
+    id              integer primary key,
+    conversation_id text not null references conversations (conversation_id) on delete cascade,
+    seq             integer not null check (seq >= 0),
+    call_id         text,
+    name            text not null,
+    arguments       text not null default '{}',
+    output          text,
+    is_error        integer not null default 0,
+    duration_ms     real,
+    created_at      text not null,
+    agent_run_id    text,
+    unique (conversation_id, seq)
+);

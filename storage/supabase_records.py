@@ -1,0 +1,153 @@
+"""Conversation records in Supabase (PostgREST) through the async `supabase` client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import httpx
+from postgrest import ReturnMethod
+from postgrest.exceptions import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from storage.records import (
+    AGENT_RUN_COLUMNS,
+    CONVERSATION_COLUMNS,
+    MESSAGE_COLUMNS,
+    TOOL_CALL_COLUMNS,
+    CallRecord,
+    ConversationDetail,
+    ConversationStore,
+    Row,
+    StatusStats,
+    StoreError,
+    pick,
+)
+
+logger = logging.getLogger("storage.supabase")
+
+CHUNK_ROWS = 500
+"""Rows per bulk request: big enough to amortise HTTP, small enough for the gateway's body limit."""
+PAGE_ROWS = 1000
+"""PostgREST's db-max-rows on hosted Supabase; reads page at this size."""
+
+T = TypeVar("T")
+
+
+async def connect_supabase(url: str, key: str, *, timeout: float) -> tuple[AsyncClient, httpx.AsyncClient]:
+    """A client whose every request is bounded by `timeout` seconds (sub-second values honoured)."""
+    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), http2=False)
+    client = await acreate_client(url, key, options=AsyncClientOptions(httpx_client=http, postgrest_client_retry=False))
+    return client, http
+
+
+class SupabaseConversationStore(ConversationStore):
+    def __init__(self, client: AsyncClient, http: httpx.AsyncClient) -> None:
+        self._client = client
+        self._http = http
+
+    @classmethod
+    async def connect(cls, url: str, key: str, *, timeout: float) -> SupabaseConversationStore:
+        return cls(*await connect_supabase(url, key, timeout=timeout))
+
+    async def _call(self, what: str, request: Awaitable[T]) -> T:
+        try:
+            return await request
+        except APIError as e:
+            raise StoreError(f"{what}: {e.code or 'error'} {e.message}") from e
+        except httpx.HTTPError as e:
+            raise StoreError(f"{what}: {type(e).__name__} {e}") from e
+
+    async def _upsert(self, table: str, rows: list[Row], on_conflict: str, *, ignore_duplicates: bool = False) -> int:
+        requests = 0
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS]
+            query = self._client.table(table).upsert(
+                chunk,
+                on_conflict=on_conflict,
+                returning=ReturnMethod.minimal,
+                ignore_duplicates=ignore_duplicates,
+            )
+            await self._call(f"upsert {table}", query.execute())
+            requests += 1
+        return requests
+
+    async def create_conversation(self, row: Row) -> None:
+        await self._upsert(
+            "conversations", [pick(row, CONVERSATION_COLUMNS)], "conversation_id", ignore_duplicates=True
+        )
+
+    async def write_call(self, record: CallRecord) -> int:
+        # The conversation row goes first: the other tables reference it.
+        requests = await self._upsert(
+            "conversations", [pick(record.conversation, CONVERSATION_COLUMNS)], "conversation_id"
+        )
+        requests += await self._upsert("agent_runs", [pick(r, AGENT_RUN_COLUMNS) for r in record.agent_runs], "run_id")
+        requests += await self._upsert(
+            "messages", [pick(r, MESSAGE_COLUMNS) for r in record.messages], "conversation_id,seq"
+        )
+        requests += await self._upsert(
+            "tool_calls", [pick(r, TOOL_CALL_COLUMNS) for r in record.tool_calls], "conversation_id,seq"
+        )
+        return requests
+
+    async def list_conversations(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        phone: str | None = None,
+        today: bool = False,
+    ) -> list[Row]:
+        query = self._client.table("conversations").select("*")
+        if status:
+            query = query.eq("status", status)
+        if phone:
+            query = query.eq("user_phone", phone)
+        if today:
+            query = query.gte("started_at", _start_of_today_utc())
+        result = await self._call("list conversations", query.order("started_at", desc=True).limit(limit).execute())
+        return list(result.data)
+
+    async def _all_rows(self, table: str, conversation_id: str, order: str) -> list[Row]:
+        rows: list[Row] = []
+        while True:
+            query = (
+                self._client.table(table)
+                .select("*")
+                .eq("conversation_id", conversation_id)
+                .order(order)
+                .range(len(rows), len(rows) + PAGE_ROWS - 1)
+            )
+            page = (await self._call(f"read {table}", query.execute())).data
+            rows.extend(page)
+            if len(page) < PAGE_ROWS:
+                return rows
+
+    async def get_conversation(self, conversation_id: str) -> ConversationDetail | None:
+        query = self._client.table("conversations").select("*").eq("conversation_id", conversation_id)
+        found = (await self._call("read conversation", query.execute())).data
+        if not found:
+            return None
+        return ConversationDetail(
+            conversation=found[0],
+            messages=await self._all_rows("messages", conversation_id, "seq"),
+            tool_calls=await self._all_rows("tool_calls", conversation_id, "seq"),
+            agent_runs=await self._all_rows("agent_runs", conversation_id, "started_at"),
+        )
+
+    async def stats_by_status(self, *, today: bool = False) -> list[StatusStats]:
+        view = "conversation_stats_today" if today else "conversation_stats_by_status"
+        rows = (await self._call("stats", self._client.table(view).select("*").order("status").execute())).data
+        return [StatusStats(**row) for row in rows]
+
+    async def aclose(self) -> None:
+        await self._client.postgrest.aclose()
+        await self._http.aclose()
+
+
+def _start_of_today_utc() -> str:
+    today = dt.datetime.now(dt.UTC).date()
+    return dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC).isoformat()
