@@ -1,0 +1,147 @@
+"""One contract, two backends: the embedded SQLite store and Supabase (real local stack)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from scripts.local_supabase import Stack
+from storage.records import CallRecord, ConversationStore
+from tests.record_stores import BACKENDS, open_store, same_instant, without_ids
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ConversationStore]:
+    stack: Stack | None = request.getfixturevalue("clean_db") if request.param == "supabase" else None
+    opened = await open_store(request.param, tmp_path=tmp_path, stack=stack)
+    yield opened
+    await opened.aclose()
+
+
+def iso(minutes_ago: float = 0.0) -> str:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)).isoformat()
+
+
+def record(cid: str, *, messages: int = 3, status: str = "completed", phone: str | None = None,
+           minutes_ago: float = 0.0, content: str = "turn {i}") -> CallRecord:
+    started = iso(minutes_ago)
+    return CallRecord(
+        conversation={
+            "conversation_id": cid, "room_name": "room-a", "participant_identity": "caller",
+            "status": status, "started_at": started, "ended_at": started, "duration_seconds": 12.5,
+            "message_count": messages, "user_name": "Ahmad", "user_phone": phone, "user_email": None,
+            "language": "ar", "metadata": {"channel": "sip"},
+        },
+        messages=[
+            {"conversation_id": cid, "seq": i, "role": "user" if i % 2 else "assistant",
+             "content": content.format(i=i), "interrupted": i == 2, "created_at": started,
+             "agent_run_id": "run-1", "metadata": {"metrics": {"e2e_latency": 0.8}}}
+            for i in range(messages)
+        ],
+        tool_calls=[
+            {"conversation_id": cid, "seq": messages, "call_id": "c1", "name": "verify_caller",
+             "arguments": {"zip_code": "12345"}, "output": "verified", "is_error": False,
+             "duration_ms": 12.0, "created_at": started, "agent_run_id": "run-1"},
+        ],
+        agent_runs=[
+            {"run_id": "run-1", "conversation_id": cid, "agent_type": "ReceptionAgent",
+             "started_at": started, "llm_calls": 2, "prompt_tokens": 40, "completion_tokens": 10,
+             "total_tokens": 50, "tool_calls": 1, "tool_errors": 0, "metadata": {}},
+        ] if cid == "c-main" else [],
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_written_call_reads_back_whole(store: ConversationStore) -> None:
+    written = record("c-main")
+    await store.write_call(written)
+    detail = await store.get_conversation("c-main")
+    assert detail is not None
+    conversation = without_ids(detail.conversation)
+    for key, value in written.conversation.items():
+        if key.endswith("_at"):
+            assert same_instant(conversation[key], value), key
+        else:
+            assert conversation[key] == value, key
+    assert [(m["seq"], m["role"], m["content"], m["interrupted"]) for m in detail.messages] == [
+        (m["seq"], m["role"], m["content"], m["interrupted"]) for m in written.messages
+    ]
+    assert detail.messages[0]["metadata"] == {"metrics": {"e2e_latency": 0.8}}
+    assert detail.tool_calls[0]["arguments"] == {"zip_code": "12345"}
+    assert detail.tool_calls[0]["is_error"] is False
+    assert detail.agent_runs[0]["feedback"] == "pending"
+    assert detail.agent_runs[0]["total_tokens"] == 50
+
+
+@pytest.mark.asyncio
+async def test_writing_a_call_twice_never_duplicates(store: ConversationStore) -> None:
+    await store.write_call(record("c-main"))
+    await store.write_call(record("c-main"))
+    detail = await store.get_conversation("c-main")
+    assert detail is not None
+    assert len(detail.messages) == 3 and len(detail.tool_calls) == 1 and len(detail.agent_runs) == 1
+    assert len(await store.list_conversations()) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_late_active_row_never_overwrites_the_finished_call(store: ConversationStore) -> None:
+    await store.write_call(record("c-main"))
+    await store.create_conversation({"conversation_id": "c-main", "room_name": "room-a",
+                                     "status": "active", "started_at": iso()})
+    detail = await store.get_conversation("c-main")
+    assert detail is not None and detail.conversation["status"] == "completed"
+
+
+@pytest.mark.asyncio
+async def test_list_filters_and_orders_most_recent_first(store: ConversationStore) -> None:
+    await store.write_call(record("old", phone="+963991234567", minutes_ago=30))
+    await store.write_call(record("new", phone="+963991234567", minutes_ago=1))
+    await store.write_call(record("live", status="active", phone="+14155550100", minutes_ago=5))
+    await store.write_call(record("yesterday", minutes_ago=60 * 30))
+    assert [r["conversation_id"] for r in await store.list_conversations()] == ["new", "live", "old", "yesterday"]
+    assert [r["conversation_id"] for r in await store.list_conversations(limit=2)] == ["new", "live"]
+    assert [r["conversation_id"] for r in await store.list_conversations(status="active")] == ["live"]
+    by_phone = await store.list_conversations(phone="+963991234567")
+    assert [r["conversation_id"] for r in by_phone] == ["new", "old"]
+    today = {r["conversation_id"] for r in await store.list_conversations(today=True)}
+    assert "yesterday" not in today and "new" in today
+
+
+@pytest.mark.asyncio
+async def test_filter_values_are_data_not_syntax(store: ConversationStore) -> None:
+    await store.write_call(record("c-main", phone="+963991234567"))
+    assert await store.list_conversations(phone="eq.1,or=(id.gt.0)") == []
+    assert await store.list_conversations(status="completed') or ('1'='1") == []
+    assert await store.get_conversation("c-main' or '1'='1") is None
+
+
+@pytest.mark.asyncio
+async def test_stats_by_status(store: ConversationStore) -> None:
+    await store.write_call(record("a", messages=2))
+    await store.write_call(record("b", messages=4))
+    await store.write_call(record("c", status="abandoned", messages=1))
+    stats = {s.status: s for s in await store.stats_by_status()}
+    assert stats["completed"].count == 2
+    assert stats["completed"].avg_message_count == pytest.approx(3.0)
+    assert stats["completed"].avg_duration_seconds == pytest.approx(12.5)
+    assert stats["abandoned"].count == 1
+
+
+@pytest.mark.asyncio
+async def test_unicode_controls_and_rtl_marks_survive(store: ConversationStore) -> None:
+    text = "\u200fمرحبا\u200e hello \t\x01\x1b[31m 😀 \u202eevil\u202c  اسمي أحمد"
+    await store.write_call(record("c-main", messages=1, content=text))
+    detail = await store.get_conversation("c-main")
+    assert detail is not None and detail.messages[0]["content"] == text
+
+
+@pytest.mark.asyncio
+async def test_more_rows_than_a_chunk_or_a_page(store: ConversationStore) -> None:
+    await store.write_call(record("c-main", messages=1_234))
+    detail = await store.get_conversation("c-main")
+    assert detail is not None
+    assert [m["seq"] for m in detail.messages] == list(range(1_234))
