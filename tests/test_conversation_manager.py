@@ -1,0 +1,128 @@
+"""The conversation manager over both stores: buffer, journal, end-of-call write, caller details."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from conversation_manager import ConversationManager, new_conversation_id
+from conversation_manager.journal import pending_journals, read_events
+from conversation_manager.transcript import MAX_CONTENT_CHARS
+from scripts.local_supabase import Stack
+from storage.records import ConversationStore
+from tests.record_stores import BACKENDS, open_store
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ConversationStore]:
+    stack: Stack | None = request.getfixturevalue("clean_db") if request.param == "supabase" else None
+    opened = await open_store(request.param, tmp_path=tmp_path, stack=stack)
+    yield opened
+    await opened.aclose()
+
+
+def manager_for(store: ConversationStore, tmp_path: Path, **options: float) -> ConversationManager:
+    return ConversationManager(
+        store, journal_dir=tmp_path / "journal", default_country_code="963", language="ar", **options
+    )
+
+
+async def eventually(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
+def test_conversation_ids_are_unique_even_for_a_reused_room() -> None:
+    ids = {new_conversation_id("support room/1") for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.startswith("support-room-1-") for i in ids)
+
+
+@pytest.mark.asyncio
+async def test_a_call_from_start_to_saved_record(store: ConversationStore, tmp_path: Path) -> None:
+    manager = manager_for(store, tmp_path)
+    cid = await manager.start_conversation(None, "room-7", "sip_caller", {"job_id": "J1"})
+
+    async def active_row_written() -> bool:
+        return [r["status"] for r in await store.list_conversations(status="active")] == ["active"]
+
+    await eventually(active_row_written)
+
+    manager.add_message_to_local_transcript("assistant", "أهلاً بك، كيف أساعدك؟")
+    manager.add_message_to_local_transcript("user", "اسمي أحمد محمد ورقمي ٠٩٩١٢٣٤٥٦٧")
+    manager.add_message_to_local_transcript("user", "  \u200f \n")  # blank: skipped
+    manager.add_message_to_local_transcript("assistant", "Let me check that", interrupted=True)
+    manager.add_tool_call("verify_caller", '{"zip_code": "12345"}', "verified", duration_ms=3.5)
+    journal = manager.journal
+    assert journal is not None
+    assert [e["type"] for e in read_events(journal.path)] == ["start", "message", "message", "message", "tool_call"]
+
+    result = await manager.end_conversation(summary="Caller verified.")
+    assert result.saved and result.messages_saved == 3 and result.tool_calls_saved == 1
+    assert pending_journals(tmp_path / "journal") == []
+    assert (tmp_path / "journal" / "archive" / journal.path.name).exists()
+
+    detail = await manager.get_conversation_with_messages(cid)
+    assert detail is not None
+    c = detail.conversation
+    assert (c["status"], c["message_count"], c["user_name"], c["user_phone"]) == (
+        "completed", 3, "أحمد محمد", "+963991234567"
+    )
+    assert c["summary"] == "Caller verified." and c["metadata"] == {"job_id": "J1"}
+    assert [(m["role"], m["interrupted"]) for m in detail.messages] == [
+        ("assistant", False), ("user", False), ("assistant", True)
+    ]
+    assert [t["seq"] for t in detail.tool_calls] == [3]
+    listed = await manager.get_conversation_list(phone="0991 234 567")
+    assert [r["conversation_id"] for r in listed] == [cid]
+    assert await manager.end_conversation() == result  # idempotent
+
+
+@pytest.mark.asyncio
+async def test_stated_details_win_over_heard_ones(store: ConversationStore, tmp_path: Path) -> None:
+    manager = manager_for(store, tmp_path)
+    cid = await manager.start_conversation(None, "room", "caller")
+    manager.set_caller_details(phone="00963 944 000 111")
+    manager.add_message_to_local_transcript("user", "my name is john and my number is 0991234567")
+    await manager.end_conversation(user_email="John@Example.com")
+    detail = await manager.get_conversation_with_messages(cid)
+    assert detail is not None
+    c = detail.conversation
+    assert (c["user_name"], c["user_phone"], c["user_email"]) == ("John", "+963944000111", "John@Example.com")
+
+
+@pytest.mark.asyncio
+async def test_huge_and_odd_messages(store: ConversationStore, tmp_path: Path) -> None:
+    manager = manager_for(store, tmp_path)
+    cid = await manager.start_conversation(None, "room", "caller")
+    manager.add_message_to_local_transcript("user", "x" * 100_000)
+    manager.add_message_to_local_transcript("user", "nul\x00byte \u202eRTL\u202c")
+    with pytest.raises(ValueError, match="role"):
+        manager.add_message_to_local_transcript("robot", "hi")
+    result = await manager.end_conversation()
+    assert result.saved
+    detail = await manager.get_conversation_with_messages(cid)
+    assert detail is not None
+    big, odd = (m["content"] for m in detail.messages)
+    assert big.startswith("x" * MAX_CONTENT_CHARS) and big.endswith("[... truncated 68000 characters]")
+    assert odd == "nulbyte \u202eRTL\u202c"
+
+
+@pytest.mark.asyncio
+async def test_a_journal_that_cannot_be_written_does_not_stop_the_call(
+    store: ConversationStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the journal directory should be")
+    manager = ConversationManager(store, journal_dir=blocked, default_country_code="963")
+    cid = await manager.start_conversation(None, "room", "caller")
+    manager.add_message_to_local_transcript("user", "hello")
+    result = await manager.end_conversation()
+    assert result.saved and result.messages_saved == 1
+    assert any("JOURNAL UNAVAILABLE" in r.getMessage() for r in caplog.records)
+    assert (await manager.get_conversation_with_messages(cid)) is not None
