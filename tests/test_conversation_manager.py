@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,9 +31,10 @@ def manager_for(store: ConversationStore, tmp_path: Path, **options: float) -> C
     )
 
 
-async def eventually(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll the store (it has no change events) until `check` holds."""
     async with asyncio.timeout(timeout):
-        while not await check():
+        while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
 

@@ -43,9 +43,9 @@ async def store(stack: Stack) -> AsyncIterator[SupabaseConversationStore]:
 
 def row_counts(stack: Stack, cid: str) -> tuple[int, int, int]:
     out = stack.psql(
-        "select (select count(*) from conversations where conversation_id = '{0}'),"
-        " (select count(*) from messages where conversation_id = '{0}'),"
-        " (select count(*) from tool_calls where conversation_id = '{0}')".format(cid)
+        f"select (select count(*) from conversations where conversation_id = '{cid}'),"
+        f" (select count(*) from messages where conversation_id = '{cid}'),"
+        f" (select count(*) from tool_calls where conversation_id = '{cid}')"
     )
     a, b, c = (int(x) for x in out.strip().split("|"))
     return a, b, c
@@ -124,8 +124,8 @@ async def test_sigkill_mid_call_recovers_every_call_as_abandoned(stack: Stack, s
                                                                   tmp_path: Path) -> None:
     env = {**os.environ, "SUPABASE_URL": stack.url, "SUPABASE_SERVICE_ROLE_KEY": stack.service_key,
            "JOURNAL_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen([sys.executable, str(ROOT / "tests" / "crash_call.py"), "5", "40"],
-                              stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)
+    command = [sys.executable, str(ROOT / "tests" / "crash_call.py"), "5", "40"]
+    worker = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)  # noqa: ASYNC220
     try:
         assert worker.stdout is not None
         line = await asyncio.wait_for(asyncio.to_thread(worker.stdout.readline), 60)
