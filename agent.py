@@ -8,17 +8,27 @@ LiveKit server or LiveKit Cloud; LiveKit dispatches, nothing here queues calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import threading
+from dataclasses import dataclass
 
+from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference
 from livekit.plugins import openai
 
 import prompts
+from conversation_manager import ConversationManager, replay_pending
+from conversation_manager.session_events import attach
 from settings import Mode, Settings, load_or_exit
+from storage import ConversationStore, open_record_store
 from tools.agents import Persona, ReceptionAgent
 
 logger = logging.getLogger("agent")
+
+CALL_KEY = "call"
+CALLER_JOIN_TIMEOUT = 60.0
 
 CLI_MODES: dict[str, Mode] = {"dev": "dev", "start": "start", "console": "console", "connect": "connect"}
 
@@ -50,11 +60,88 @@ def persona_for(settings: Settings) -> Persona:
     )
 
 
+@dataclass
+class Call:
+    """What one job keeps until its session ends."""
+
+    manager: ConversationManager
+    store: ConversationStore
+
+
+async def identify_caller(ctx: JobContext, manager: ConversationManager) -> None:
+    """Attach the caller's identity and, for SIP, their phone number to the record."""
+    try:
+        participant = await asyncio.wait_for(ctx.wait_for_participant(), CALLER_JOIN_TIMEOUT)
+    except TimeoutError:
+        logger.warning("no caller joined within %.0fs", CALLER_JOIN_TIMEOUT)
+        return
+    is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+    manager.update_conversation(
+        participant_identity=participant.identity, metadata={"channel": "sip" if is_sip else "webrtc"}
+    )
+    phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
+    if phone:
+        manager.set_caller_details(phone=phone)
+
+
 async def entrypoint(ctx: JobContext) -> None:
     settings = Settings.from_env()
-    ctx.log_context_fields = {**ctx.log_context_fields, "room": ctx.room.name}
+    store = await open_record_store(settings)
+    manager = ConversationManager(
+        store,
+        journal_dir=settings.journal_dir,
+        flush_timeout=settings.flush_timeout,
+        default_country_code=settings.default_country_code,
+        language=settings.language,
+    )
+    ctx.proc.userdata[CALL_KEY] = Call(manager, store)
+    conversation_id = await manager.start_conversation(None, ctx.room.name, None, {"job_id": ctx.job.id})
+    ctx.log_context_fields = {**ctx.log_context_fields, "conversation_id": conversation_id}
+
     session = build_session(settings, vad=ctx.proc.userdata.get("vad"))
+    attach(session, manager)
+    # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
+    session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
     await session.start(agent=ReceptionAgent(persona_for(settings)), room=ctx.room)
+    ctx.proc.userdata["identify_task"] = asyncio.create_task(identify_caller(ctx, manager))
+
+
+async def on_session_end(ctx: JobContext) -> None:
+    """Write the call's record; bounded by FLUSH_TIMEOUT, itself below SESSION_END_TIMEOUT."""
+    call: Call | None = ctx.proc.userdata.pop(CALL_KEY, None)
+    if call is None:
+        return
+    try:
+        result = await call.manager.end_conversation()
+        logger.info("call record: %s", result.as_dict())
+    finally:
+        await call.store.aclose()
+
+
+def replay_in_background(settings: Settings) -> threading.Thread:
+    """At worker start, write journals that earlier runs could not (without delaying the worker)."""
+
+    async def replay() -> None:
+        store = await open_record_store(settings)
+        try:
+            await replay_pending(
+                store,
+                settings.journal_dir,
+                timeout=settings.flush_timeout,
+                retention_days=settings.journal_retention_days,
+            )
+        finally:
+            await store.aclose()
+
+    def run() -> None:
+        try:
+            asyncio.run(replay())
+        except Exception:
+            logger.exception("journal replay at start-up failed; run `python -m conversation_manager replay`")
+
+    thread = threading.Thread(target=run, name="journal-replay", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_server(settings: Settings) -> AgentServer:
@@ -70,7 +157,7 @@ def build_server(settings: Settings) -> AgentServer:
         setup_fnc=prewarm,
         **options,
     )
-    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    server.rtc_session(entrypoint, agent_name=settings.agent_name, on_session_end=on_session_end)
     return server
 
 
@@ -85,6 +172,7 @@ def main(argv: list[str]) -> None:
     except prompts.PromptError as e:
         sys.stderr.write(f"Prompt error; the worker did not start:\n  - {e}\n")
         raise SystemExit(2) from None
+    replay_in_background(settings)
     cli.run_app(build_server(settings))
 
 

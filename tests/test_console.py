@@ -1,0 +1,161 @@
+"""The worker's command line, as an operator runs it: `python agent.py console --text` under
+a pseudo-terminal against the fake OpenAI server (a subprocess), and `python agent.py dev`
+refusing to start without LiveKit settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+import pytest
+
+import prompts
+from settings import LOCAL_API_KEY_PLACEHOLDER, Settings
+
+MAIN = Path(__file__).resolve().parent.parent
+FAKE_SERVER = MAIN / "tests" / "fake_openai_server.py"
+REPLY = "Happy to help, may I have your phone number?"
+USER_LINE = "I need an appointment"
+PROMPT_PLACEHOLDER = "Type to talk to your agent"  # drawn by the console's text prompt
+STARTUP_TIMEOUT = 90  # the console needs several seconds to start on a small machine
+STEP_TIMEOUT = 30
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """No LiveKit (or any other) settings: only what a shell needs, plus `extra`."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class FakeServerProcess:
+    base_url: str
+    record: Path
+
+    def requests(self) -> list[dict]:
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path) -> Iterator[FakeServerProcess]:
+    record = tmp_path / "requests.jsonl"
+    record.touch()
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_SERVER), "--port", "0", "--reply", REPLY, "--record", str(record)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=base_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], STEP_TIMEOUT)
+        line = proc.stdout.readline().strip() if ready else ""
+        assert line.startswith("READY http://127.0.0.1:"), f"fake server did not start: {line!r}"
+        yield FakeServerProcess(base_url=line.split()[1], record=record)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_fake_server_cli_repeats_last_reply(fake_server: FakeServerProcess) -> None:
+    def ask(text: str) -> str:
+        body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+        request = urllib.request.Request(
+            f"{fake_server.base_url}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer k"},
+        )
+        with urllib.request.urlopen(request, timeout=STEP_TIMEOUT) as response:
+            return json.load(response)["choices"][0]["message"]["content"]
+
+    assert [ask("one"), ask("two")] == [REPLY, REPLY]
+    assert [r["json"]["messages"][0]["content"] for r in fake_server.requests()] == ["one", "two"]
+    assert fake_server.requests()[0]["headers"]["Authorization"] == "Bearer k"
+
+
+def test_console_text_mode_round_trip(fake_server: FakeServerProcess, tmp_path: Path) -> None:
+    env = base_env(
+        OPENAI_BASE_URL=fake_server.base_url,
+        DATA_DIR=str(tmp_path / "data"),
+        JOURNAL_DIR=str(tmp_path / "journal"),
+        TERM="xterm",
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["agent.py", "console", "--text"],
+        cwd=str(MAIN),
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",
+        dimensions=(50, 220),  # wide enough that the reply is not wrapped
+        timeout=STEP_TIMEOUT,
+    )
+    transcript: list[str] = []
+    try:
+        child.expect_exact(PROMPT_PLACEHOLDER, timeout=STARTUP_TIMEOUT)
+        # The prompt flushes pending input each time it starts reading a key, so first
+        # make sure it is reading: "?" on an empty prompt toggles the shortcut list.
+        child.send("?")
+        child.expect_exact("audio mode")
+        child.send(USER_LINE + "\n")  # the prompt reads key by key; LF is Enter
+        child.expect_exact(USER_LINE)
+        child.expect_exact(REPLY)
+        transcript.append(child.before + child.after)
+        child.expect_exact(PROMPT_PLACEHOLDER)  # ready for the next turn
+        child.sendcontrol("c")  # the text console's documented exit key
+        child.expect(pexpect.EOF)
+        transcript.append(child.before)
+    finally:
+        child.close(force=True)
+
+    assert child.exitstatus == 0, f"exit status {child.exitstatus}, signal {child.signalstatus}"
+    assert "Traceback" not in "".join(transcript)
+
+    [chat] = [r for r in fake_server.requests() if r["path"] == "/v1/chat/completions"]
+    defaults = Settings()
+    messages = chat["json"]["messages"]
+    assert messages[0] == {
+        "role": "system",
+        "content": prompts.load(
+            "en", "system", agent_name=defaults.assistant_name, company=defaults.company_name
+        ),
+    }
+    assert messages[-1] == {"role": "user", "content": USER_LINE}
+    assert chat["json"]["model"] == defaults.llm_model
+    assert chat["headers"]["Authorization"] == f"Bearer {LOCAL_API_KEY_PLACEHOLDER}"
+
+
+def test_dev_without_livekit_settings_exits_2(tmp_path: Path) -> None:
+    # cwd is an empty directory so that no developer `.env` fills the gaps
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(MAIN / "agent.py"), "dev"],
+        cwd=tmp_path,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+    )
+    elapsed = time.monotonic() - started
+
+    assert proc.returncode == 2, proc.stderr
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY"):
+        assert name in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "starting worker" not in proc.stderr + proc.stdout  # never got as far as LiveKit
+    assert elapsed < STEP_TIMEOUT
