@@ -1,0 +1,96 @@
+"""The appointment desk's data: customers, slots, appointments, callback requests.
+
+Every read and change of a customer's data takes that customer's id and is filtered by
+it inside the store, so an appointment id from another customer is simply not found.
+Double booking is impossible by a database constraint (a partial unique index on the
+slot of scheduled appointments); a lost race surfaces as `SlotTaken`.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass
+
+from storage.records import StoreError
+
+APPOINTMENT_STATUSES = ("scheduled", "cancelled", "completed")
+
+
+class NotFound(StoreError):
+    """No such row for this customer (including: it belongs to someone else)."""
+
+
+class SlotTaken(StoreError):
+    """The slot was booked by someone else first."""
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str
+    name: str
+    phone: str  # E.164
+    zip_code: str
+    language: str  # "en" | "ar"
+
+
+@dataclass(frozen=True)
+class Slot:
+    id: str
+    starts_at: dt.datetime  # timezone-aware
+    ends_at: dt.datetime
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
+class Appointment:
+    id: str
+    customer_id: str
+    slot: Slot
+    status: str
+    reason: str | None = None
+
+
+class AppointmentStore(abc.ABC):
+    @abc.abstractmethod
+    async def find_customer_by_phone(self, phone: str) -> Customer | None:
+        """The customer with this E.164 phone, if any."""
+
+    @abc.abstractmethod
+    async def list_appointments(self, customer_id: str, *, upcoming_only: bool = True) -> list[Appointment]:
+        """The customer's scheduled appointments, soonest first."""
+
+    @abc.abstractmethod
+    async def list_open_slots(self, start: dt.datetime, end: dt.datetime, *, limit: int = 10) -> list[Slot]:
+        """Slots starting in [start, end) with no scheduled appointment, soonest first."""
+
+    @abc.abstractmethod
+    async def book(self, customer_id: str, slot_id: str, *, reason: str | None = None) -> Appointment:
+        """Raises `SlotTaken` if the slot is taken, `NotFound` if it does not exist."""
+
+    @abc.abstractmethod
+    async def reschedule(self, customer_id: str, appointment_id: str, new_slot_id: str) -> Appointment:
+        """Atomically move a scheduled appointment of this customer; the old slot frees up.
+
+        Raises `NotFound` (not this customer's scheduled appointment, or no such slot) or
+        `SlotTaken`; on either, nothing changed.
+        """
+
+    @abc.abstractmethod
+    async def cancel(self, customer_id: str, appointment_id: str) -> Appointment:
+        """Cancel a scheduled appointment of this customer; raises `NotFound` otherwise."""
+
+    @abc.abstractmethod
+    async def create_callback_request(
+        self,
+        *,
+        customer_id: str | None,
+        name: str | None,
+        phone: str | None,
+        reason: str,
+        conversation_id: str | None,
+    ) -> str:
+        """Store a request for a human to call back; returns its id."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
