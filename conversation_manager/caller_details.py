@@ -13,7 +13,10 @@ from dataclasses import dataclass, replace
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d\s\-.()/]{5,}\d(?!\w)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-_SPOKEN_EMAIL = re.compile(r"\b([\w.+-]+)\s+at\s+([\w-]+(?:\s+dot\s+[\w-]+)+)\b", re.IGNORECASE | re.UNICODE)
+_SPOKEN_EMAIL = re.compile(
+    r"\b([\w+-]+(?:\s+dot\s+[\w+-]+)*)\s+at\s+([\w-]+(?:\s+dot\s+[\w-]+)+)\b", re.IGNORECASE | re.UNICODE
+)
+_SPOKEN_DOT = re.compile(r"\s+dot\s+", re.IGNORECASE)
 MAX_NAME_WORDS = 3
 
 _EN_NAME = re.compile(
@@ -92,8 +95,8 @@ def find_email(text: str) -> str | None:
     if match := _EMAIL.search(text):
         return match.group().strip(".").lower()
     if match := _SPOKEN_EMAIL.search(text):
-        domain = re.sub(r"\s+dot\s+", ".", match.group(2), flags=re.IGNORECASE)
-        return f"{match.group(1)}@{domain}".lower()
+        local, domain = (_SPOKEN_DOT.sub(".", part) for part in match.groups())
+        return f"{local}@{domain}".lower()
     return None
 
 
