@@ -48,7 +48,12 @@ def build_session(settings: Settings, *, vad: inference.VAD | None = None) -> Ag
         llm=openai.LLM(model=settings.llm_model, **client_options),
         tts=openai.TTS(model=settings.tts_model, voice=settings.tts_voice, **client_options),
         vad=vad or inference.VAD(),
-        turn_handling={"turn_detection": inference.TurnDetector(version="v1-mini")},
+        # Everything local: the bundled v1-mini end-of-turn model and VAD-based barge-in
+        # (the "adaptive" detector and turn-detector v1 are LiveKit Cloud services).
+        turn_handling={
+            "turn_detection": inference.TurnDetector(version="v1-mini"),
+            "interruption": {"mode": "vad"},
+        },
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
 from settings import Settings, SettingsError
 
@@ -95,3 +97,11 @@ def test_the_worker_exits_non_zero_before_connecting(mode: str, tmp_path: Path) 
                                                    "LIVEKIT_API_SECRET"]
     assert "sk-test-openai-value-456" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_env_example_lists_every_setting_and_its_defaults_are_valid() -> None:
+    example = {k: v or "" for k, v in dotenv_values(ROOT / ".env.example").items()}
+    read = set(re.findall(r'reader\.\w+\(\s*"([A-Z_]+)"', (ROOT / "settings.py").read_text()))
+    assert read - {"TAVUS_REPLICA_ID", "TAVUS_PERSONA_ID"} <= set(example), read - set(example)
+    s = Settings.from_env({**example, "OPENAI_API_KEY": "sk-test"}, mode="console")
+    assert s == Settings.from_env({"OPENAI_API_KEY": "sk-test"}, mode="console")
