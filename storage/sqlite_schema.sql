@@ -26,6 +26,10 @@ create table if not exists conversations (
     metadata             text not null default '{}',
     updated_at           text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
+create trigger if not exists conversations_set_updated_at after update on conversations
+    for each row when new.updated_at = old.updated_at begin
+        update conversations set updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = new.id;
+    end;
 create index if not exists conversations_started_at_idx on conversations (started_at desc);
 create index if not exists conversations_status_idx on conversations (status, started_at desc);
 create index if not exists conversations_user_phone_idx on conversations (user_phone, started_at desc);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -145,3 +146,14 @@ async def test_more_rows_than_a_chunk_or_a_page(store: ConversationStore) -> Non
     detail = await store.get_conversation("c-main")
     assert detail is not None
     assert [m["seq"] for m in detail.messages] == list(range(1_234))
+
+
+@pytest.mark.asyncio
+async def test_updated_at_moves_when_the_row_changes(store: ConversationStore) -> None:
+    await store.create_conversation({"conversation_id": "c-main", "room_name": "room-a", "status": "active",
+                                     "started_at": iso()})
+    before = (await store.list_conversations())[0]["updated_at"]
+    await asyncio.sleep(0.01)
+    await store.write_call(record("c-main"))
+    after = (await store.list_conversations())[0]["updated_at"]
+    assert str(after) != str(before)

@@ -31,6 +31,18 @@ create table if not exists public.conversations (
     updated_at           timestamptz not null default now()
 );
 
+create or replace function public.set_updated_at() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+    new.updated_at := now();
+    return new;
+end;
+$$;
+
+drop trigger if exists conversations_set_updated_at on public.conversations;
+create trigger conversations_set_updated_at before update on public.conversations
+    for each row execute function public.set_updated_at();
+
 create index if not exists conversations_started_at_idx on public.conversations (started_at desc);
 create index if not exists conversations_status_idx on public.conversations (status, started_at desc);
 create index if not exists conversations_user_phone_idx on public.conversations (user_phone, started_at desc);
