@@ -8,6 +8,7 @@ import json
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -159,3 +160,11 @@ def test_dev_without_livekit_settings_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "starting worker" not in proc.stderr + proc.stdout  # never got as far as LiveKit
     assert elapsed < STEP_TIMEOUT
+
+    # The worker's shutdown path wrote the call's record to the embedded store.
+    with sqlite3.connect(tmp_path / "data" / "records.sqlite3") as db:
+        [(cid, status, count)] = db.execute("select conversation_id, status, message_count from conversations")
+        turns = db.execute("select role, content from messages where conversation_id = ? order by seq", (cid,))
+        assert (status, count) == ("completed", 3)
+        assert [role for role, _ in turns] == ["assistant", "user", "assistant"]
+    assert list((tmp_path / "journal" / "pending").glob("*.jsonl")) == []
