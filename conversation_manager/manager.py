@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from conversation_manager.agent_runs import AgentRunTracker
 from conversation_manager.caller_details import CallerDetails, normalize_phone
 from conversation_manager.journal import Event, Journal, journal_path
 from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank
@@ -76,6 +77,7 @@ class ConversationManager:
         self._journal: Journal | None = None
         self._start_write: asyncio.Task[None] | None = None
         self._result: EndResult | None = None
+        self.runs = AgentRunTracker(self.record_agent_run, clock)
 
     # -- the call -------------------------------------------------------------------------
 
@@ -159,7 +161,7 @@ class ConversationManager:
                     "content": clean_content(content),
                     "interrupted": bool(interrupted),
                     "created_at": _iso(created_at if created_at is not None else self._clock()),
-                    "agent_run_id": agent_run_id,
+                    "agent_run_id": agent_run_id or self.runs.current_run_id,
                     "metadata": metadata or {},
                 },
             }
@@ -186,6 +188,7 @@ class ConversationManager:
         if not isinstance(arguments, dict):
             arguments = {"_value": arguments}
         seq = self._transcript.next_seq
+        self.runs.tool_call(is_error=is_error)
         self._record(
             {
                 "type": "tool_call",
@@ -198,7 +201,7 @@ class ConversationManager:
                     "is_error": bool(is_error),
                     "duration_ms": duration_ms,
                     "created_at": _iso(created_at if created_at is not None else self._clock()),
-                    "agent_run_id": agent_run_id,
+                    "agent_run_id": agent_run_id or self.runs.current_run_id,
                 },
             }
         )
@@ -241,6 +244,7 @@ class ConversationManager:
         cid = self.conversation_id
         if user_name or user_phone or user_email:
             self.set_caller_details(user_name, user_phone, user_email)
+        self.runs.close_run()
         self._record({"type": "end", "status": status, "summary": summary})
         await self._journal.close()
         record = self._transcript.to_record()

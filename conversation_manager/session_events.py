@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from livekit.agents import AgentSession
-from livekit.agents.voice.events import ConversationItemAddedEvent, FunctionToolsExecutedEvent
+from livekit.agents.metrics.usage import LLMModelUsage
+from livekit.agents.voice.events import (
+    ConversationItemAddedEvent,
+    FunctionToolsExecutedEvent,
+    SessionUsageUpdatedEvent,
+)
 
 from conversation_manager.manager import ConversationManager
 
@@ -32,7 +37,7 @@ def message_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def attach(session: AgentSession, manager: ConversationManager) -> None:
-    """Record every turn, handoff and tool call the session produces."""
+    """Record every turn, tool call and agent run the session produces."""
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
         item = ev.item
@@ -45,10 +50,8 @@ def attach(session: AgentSession, manager: ConversationManager) -> None:
                 created_at=item.created_at,
             )
         elif item.type == "agent_handoff":
-            handoffs = manager.transcript.conversation.get("metadata", {}).get("handoffs", [])
-            manager.update_conversation(
-                metadata={"handoffs": [*handoffs, {"from": item.old_agent_id, "to": item.new_agent_id}]}
-            )
+            # Emitted as the new agent becomes active, before its first LLM call.
+            manager.runs.open_run(type(session.current_agent).__name__)
 
     def on_tools(ev: FunctionToolsExecutedEvent) -> None:
         for call, output in ev.zipped():
@@ -62,5 +65,10 @@ def attach(session: AgentSession, manager: ConversationManager) -> None:
                 created_at=call.created_at,
             )
 
+    def on_usage(ev: SessionUsageUpdatedEvent) -> None:
+        llm = [u for u in ev.usage.model_usage if isinstance(u, LLMModelUsage)]
+        manager.runs.session_usage(sum(u.input_tokens for u in llm), sum(u.output_tokens for u in llm))
+
     session.on("conversation_item_added", on_item)
+    session.on("session_usage_updated", on_usage)
     session.on("function_tools_executed", on_tools)

@@ -140,6 +140,14 @@ def test_console_text_mode_round_trip(fake_server: FakeServerProcess, tmp_path: 
     assert chat["json"]["model"] == defaults.llm_model
     assert chat["headers"]["Authorization"] == f"Bearer {LOCAL_API_KEY_PLACEHOLDER}"
 
+    # The worker's shutdown path wrote the call's record to the embedded store.
+    with sqlite3.connect(tmp_path / "data" / "records.sqlite3") as db:
+        [(cid, status, count)] = db.execute("select conversation_id, status, message_count from conversations")
+        turns = db.execute("select role, content from messages where conversation_id = ? order by seq", (cid,))
+        assert (status, count) == ("completed", 3)
+        assert [role for role, _ in turns] == ["assistant", "user", "assistant"]
+    assert list((tmp_path / "journal" / "pending").glob("*.jsonl")) == []
+
 
 def test_dev_without_livekit_settings_exits_2(tmp_path: Path) -> None:
     # cwd is an empty directory so that no developer `.env` fills the gaps
@@ -160,11 +168,3 @@ def test_dev_without_livekit_settings_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "starting worker" not in proc.stderr + proc.stdout  # never got as far as LiveKit
     assert elapsed < STEP_TIMEOUT
-
-    # The worker's shutdown path wrote the call's record to the embedded store.
-    with sqlite3.connect(tmp_path / "data" / "records.sqlite3") as db:
-        [(cid, status, count)] = db.execute("select conversation_id, status, message_count from conversations")
-        turns = db.execute("select role, content from messages where conversation_id = ? order by seq", (cid,))
-        assert (status, count) == ("completed", 3)
-        assert [role for role, _ in turns] == ["assistant", "user", "assistant"]
-    assert list((tmp_path / "journal" / "pending").glob("*.jsonl")) == []
