@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
@@ -54,6 +55,7 @@ class Settings:
     assistant_name: str = "Sara"
     company_name: str = "Nour Clinic"
     default_country_code: str = "963"
+    clinic_timezone: str = "Asia/Damascus"
     escalation_phone_number: str | None = None
     # Storage
     supabase_url: str | None = None
@@ -112,6 +114,7 @@ class Settings:
             assistant_name=reader.text("ASSISTANT_NAME", cls.assistant_name),
             company_name=reader.text("COMPANY_NAME", cls.company_name),
             default_country_code=reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code),
+            clinic_timezone=reader.timezone("CLINIC_TIMEZONE", cls.clinic_timezone),
             escalation_phone_number=reader.text("ESCALATION_PHONE_NUMBER") or None,
             supabase_url=reader.url("SUPABASE_URL"),
             supabase_service_role_key=reader.text("SUPABASE_SERVICE_ROLE_KEY"),
@@ -224,6 +227,15 @@ class _Reader:
         value = self.text(name, default).lstrip("+")
         if not (value.isascii() and value.isdigit() and 1 <= len(value) <= 3):
             self.problems.append(f"{name} must be a 1-3 digit calling code such as 963 or 1, got {value!r}")
+            return default
+        return value
+
+    def timezone(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problems.append(f"{name} must be an IANA time zone such as Asia/Damascus, got {value!r}")
             return default
         return value
 

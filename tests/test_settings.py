@@ -56,6 +56,7 @@ def test_a_complete_environment_is_accepted_with_defaults() -> None:
         ({"DEFAULT_COUNTRY_CODE": "syria"}, "DEFAULT_COUNTRY_CODE must be a 1-3 digit calling code"),
         ({"TAVUS_API_KEY": "tv"}, "TAVUS_FACE_ID is not set but TAVUS_API_KEY is"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
+        ({"CLINIC_TIMEZONE": "Mars/Olympus"}, "CLINIC_TIMEZONE must be an IANA time zone"),
     ],
 )
 def test_each_bad_value_gets_its_own_line(override: dict[str, str], expected: str) -> None:
