@@ -98,6 +98,7 @@ async def entrypoint(ctx: JobContext) -> None:
         flush_timeout=settings.flush_timeout,
         default_country_code=settings.default_country_code,
         language=settings.language,
+        slow_turn_ms=settings.slow_turn_ms,
     )
     ctx.proc.userdata[CALL_KEY] = Call(manager, store)
     conversation_id = await manager.start_conversation(None, ctx.room.name, None, {"job_id": ctx.job.id})

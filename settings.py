@@ -77,6 +77,7 @@ class Settings:
     session_end_timeout: float = 30.0
     flush_timeout: float = 8.0
     store_timeout: float = 5.0
+    slow_turn_ms: float = 2000.0
     log_level: str = "INFO"
 
     @property
@@ -133,6 +134,7 @@ class Settings:
             session_end_timeout=reader.number("SESSION_END_TIMEOUT", cls.session_end_timeout),
             flush_timeout=reader.number("FLUSH_TIMEOUT", cls.flush_timeout),
             store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
+            slow_turn_ms=reader.number("SLOW_TURN_MS", cls.slow_turn_ms),
             log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level, upper=True),
         )
         reader.problems.extend(_cross_field_problems(s, mode))

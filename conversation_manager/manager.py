@@ -64,6 +64,7 @@ class ConversationManager:
         journal_dir: Path,
         flush_timeout: float = 8.0,
         default_country_code: str = "1",
+        slow_turn_ms: float = 2000.0,
         language: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -71,6 +72,7 @@ class ConversationManager:
         self._journal_dir = journal_dir
         self._flush_timeout = flush_timeout
         self._country_code = default_country_code
+        self._slow_turn_ms = slow_turn_ms
         self._language = language
         self._clock = clock
         self._transcript = CallTranscript(country_code=default_country_code)
@@ -121,7 +123,15 @@ class ConversationManager:
             "language": self._language,
             "metadata": dict(metadata or {}),
         }
-        self._record({"type": "start", "ts": now, "conversation": row, "country_code": self._country_code})
+        self._record(
+            {
+                "type": "start",
+                "ts": now,
+                "conversation": row,
+                "country_code": self._country_code,
+                "slow_turn_ms": self._slow_turn_ms,
+            }
+        )
         self._start_write = asyncio.get_running_loop().create_task(self._write_active_row(dict(row)))
         logger.info("conversation started", extra={"conversation_id": conversation_id, "room": room_name})
         return conversation_id

@@ -42,13 +42,21 @@ def attach(session: AgentSession, manager: ConversationManager) -> None:
     def on_item(ev: ConversationItemAddedEvent) -> None:
         item = ev.item
         if item.type == "message":
-            manager.add_message_to_local_transcript(
+            metrics = message_metrics(item.metrics)
+            seq = manager.add_message_to_local_transcript(
                 item.role,
                 item.text_content or "",
-                {"metrics": message_metrics(item.metrics), "item_id": item.id},
+                {"metrics": metrics, "item_id": item.id},
                 interrupted=item.interrupted,
                 created_at=item.created_at,
             )
+            if metrics:
+                logger.info(
+                    "turn %s %s",
+                    seq,
+                    item.role,
+                    extra={"conversation_id": manager.conversation_id, "interrupted": item.interrupted, **metrics},
+                )
         elif item.type == "agent_handoff":
             # Emitted as the new agent becomes active, before its first LLM call.
             manager.runs.open_run(type(session.current_agent).__name__)

@@ -7,6 +7,7 @@ The live call and the replay of a journal after a crash go through the same
 from __future__ import annotations
 
 import datetime as dt
+import math
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,28 @@ def is_blank(text: str) -> bool:
     return not "".join(c for c in text if unicodedata.category(c) not in ("Zs", "Cc", "Cf", "Zl", "Zp"))
 
 
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def latency_summary(messages: list[Row], slow_turn_ms: float) -> Row:
+    """p50/p95/max end-to-end latency of the agent's replies, and how many were slow."""
+    e2e = sorted(
+        m["metadata"]["metrics"]["e2e_latency"] * 1000
+        for m in messages
+        if m["role"] == "assistant" and "e2e_latency" in m.get("metadata", {}).get("metrics", {})
+    )
+    if not e2e:
+        return {"latency_p50_ms": None, "latency_p95_ms": None, "latency_max_ms": None, "slow_turns": 0}
+    return {
+        "latency_p50_ms": round(_percentile(e2e, 0.50), 1),
+        "latency_p95_ms": round(_percentile(e2e, 0.95), 1),
+        "latency_max_ms": round(e2e[-1], 1),
+        "slow_turns": sum(1 for v in e2e if v > slow_turn_ms),
+    }
+
+
 @dataclass
 class CallTranscript:
     conversation: Row = field(default_factory=dict)
@@ -46,6 +69,7 @@ class CallTranscript:
     extracted: CallerDetails = field(default_factory=CallerDetails)
     explicit: CallerDetails = field(default_factory=CallerDetails)
     country_code: str = "1"
+    slow_turn_ms: float = 2000.0
     started_ts: float = 0.0
     last_ts: float = 0.0
     ended: bool = False
@@ -68,6 +92,7 @@ class CallTranscript:
         if kind == "start":
             self.conversation = dict(event["conversation"])
             self.country_code = event.get("country_code", self.country_code)
+            self.slow_turn_ms = float(event.get("slow_turn_ms", self.slow_turn_ms))
             self.started_ts = float(event["ts"])
         elif kind == "message":
             row = event["row"]
@@ -112,6 +137,7 @@ class CallTranscript:
             "user_name": caller.name,
             "user_phone": caller.phone,
             "user_email": caller.email,
+            **latency_summary(self.messages, self.slow_turn_ms),
         }
         cid = self.conversation_id
         return CallRecord(

@@ -127,3 +127,17 @@ async def test_a_journal_that_cannot_be_written_does_not_stop_the_call(
     assert result.saved and result.messages_saved == 1
     assert any("JOURNAL UNAVAILABLE" in r.getMessage() for r in caplog.records)
     assert (await manager.get_conversation_with_messages(cid)) is not None
+
+
+@pytest.mark.asyncio
+async def test_latency_summary_of_the_replies(store: ConversationStore, tmp_path: Path) -> None:
+    manager = manager_for(store, tmp_path, slow_turn_ms=1000)
+    cid = await manager.start_conversation(None, "room", "caller")
+    for i, e2e in enumerate([0.6, 0.8, 2.4, 0.7, 1.1]):
+        manager.add_message_to_local_transcript("user", f"question {i}", {"metrics": {"end_of_turn_delay": 0.3}})
+        manager.add_message_to_local_transcript("assistant", f"answer {i}", {"metrics": {"e2e_latency": e2e}})
+    await manager.end_conversation()
+    detail = await manager.get_conversation_with_messages(cid)
+    assert detail is not None
+    c = detail.conversation
+    assert (c["latency_p50_ms"], c["latency_p95_ms"], c["latency_max_ms"], c["slow_turns"]) == (800, 2400, 2400, 2)
