@@ -97,3 +97,24 @@ def test_operator_queries_run_unchanged(clean_db: Stack) -> None:
         " ORDER BY status;"
     )
     assert stats.split() == ["active|1||1.00000000000000000000", "completed|1|30|4.0000000000000000"]
+
+
+def test_reporting_views_answer(clean_db: Stack) -> None:
+    clean_db.psql(
+        "insert into conversations (conversation_id, room_name, status, outcome)"
+        " values ('v1', 'r', 'completed', 'booked');"
+        "insert into messages (conversation_id, seq, role, content, metadata) values"
+        " ('v1', 0, 'assistant', 'hi', '{\"metrics\": {\"e2e_latency\": 0.5}}'),"
+        " ('v1', 1, 'assistant', 'ok', '{\"metrics\": {\"e2e_latency\": 1.5}}');"
+        "insert into tool_calls (conversation_id, seq, name, is_error)"
+        " values ('v1', 2, 'book', false), ('v1', 3, 'book', true);"
+        "insert into agent_runs (run_id, conversation_id, agent_type, started_at, llm_calls, total_tokens)"
+        " values ('r1', 'v1', 'ReceptionAgent', now(), 2, 90)"
+    )
+    assert clean_db.psql("select calls, completed from daily_call_volume").split() == ["1|1"]
+    assert clean_db.psql("select outcome, calls from daily_outcomes").split() == ["booked|1"]
+    assert clean_db.psql("select replies, p50_ms, max_ms from daily_latency").split() == ["2|1000|1500"]
+    assert clean_db.psql("select agent_type, llm_calls, total_tokens from agent_usage_by_type").split() == [
+        "ReceptionAgent|2|90"
+    ]
+    assert clean_db.psql("select name, calls, errors, error_rate from tool_error_rates").split() == ["book|2|1|0.5"]
