@@ -23,7 +23,11 @@ from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.session_events import attach
 from settings import Mode, Settings, load_or_exit
 from storage import ConversationStore, open_record_store
-from tools.agents import Persona, ReceptionAgent
+from storage.domain import AppointmentStore
+from storage.factory import open_appointment_store
+from tools import phrases
+from tools.agents import Persona, ReceptionAgent, transfer_sip_participant
+from tools.desk import AppointmentDesk, DeskConfig
 
 logger = logging.getLogger("agent")
 
@@ -71,9 +75,10 @@ class Call:
 
     manager: ConversationManager
     store: ConversationStore
+    appointments: AppointmentStore
 
 
-async def identify_caller(ctx: JobContext, manager: ConversationManager) -> None:
+async def identify_caller(ctx: JobContext, manager: ConversationManager, desk: AppointmentDesk) -> None:
     """Attach the caller's identity and, for SIP, their phone number to the record."""
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(), CALLER_JOIN_TIMEOUT)
@@ -87,6 +92,8 @@ async def identify_caller(ctx: JobContext, manager: ConversationManager) -> None
     phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
     if phone:
         manager.set_caller_details(phone=phone)
+    # The phone used for verification comes from the call, never from the LLM.
+    desk.caller_identified(phone=phone, is_sip=is_sip, participant_identity=participant.identity)
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -100,7 +107,8 @@ async def entrypoint(ctx: JobContext) -> None:
         language=settings.language,
         slow_turn_ms=settings.slow_turn_ms,
     )
-    ctx.proc.userdata[CALL_KEY] = Call(manager, store)
+    appointments = await open_appointment_store(settings)
+    ctx.proc.userdata[CALL_KEY] = Call(manager, store, appointments)
     conversation_id = await manager.start_conversation(None, ctx.room.name, None, {"job_id": ctx.job.id})
     ctx.log_context_fields = {**ctx.log_context_fields, "conversation_id": conversation_id}
 
@@ -108,8 +116,11 @@ async def entrypoint(ctx: JobContext) -> None:
     attach(session, manager)
     # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
     session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
-    await session.start(agent=ReceptionAgent(persona_for(settings)), room=ctx.room)
-    ctx.proc.userdata["identify_task"] = asyncio.create_task(identify_caller(ctx, manager))
+    desk = AppointmentDesk(
+        appointments, DeskConfig.from_settings(settings), record=manager, transfer=transfer_sip_participant
+    )
+    await session.start(agent=ReceptionAgent(persona_for(settings), desk=desk), room=ctx.room)
+    ctx.proc.userdata["identify_task"] = asyncio.create_task(identify_caller(ctx, manager, desk))
 
 
 async def on_session_end(ctx: JobContext) -> None:
@@ -122,6 +133,7 @@ async def on_session_end(ctx: JobContext) -> None:
         logger.info("call record: %s", result.as_dict())
     finally:
         await call.store.aclose()
+        await call.appointments.aclose()
 
 
 def replay_in_background(settings: Settings) -> threading.Thread:
@@ -175,6 +187,7 @@ def main(argv: list[str]) -> None:
     settings = load_or_exit(mode)
     try:
         prompts.check(settings.language)
+        phrases.check(settings.language, settings.clinic_timezone)
     except prompts.PromptError as e:
         sys.stderr.write(f"Prompt error; the worker did not start:\n  - {e}\n")
         raise SystemExit(2) from None

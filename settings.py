@@ -56,6 +56,9 @@ class Settings:
     company_name: str = "Nour Clinic"
     default_country_code: str = "963"
     clinic_timezone: str = "Asia/Damascus"
+    max_verification_attempts: int = 3
+    acknowledgement_delay: float = 1.0
+    llm_history_messages: int = 20
     escalation_phone_number: str | None = None
     # Storage
     supabase_url: str | None = None
@@ -117,6 +120,9 @@ class Settings:
             default_country_code=reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code),
             clinic_timezone=reader.timezone("CLINIC_TIMEZONE", cls.clinic_timezone),
             escalation_phone_number=reader.text("ESCALATION_PHONE_NUMBER") or None,
+            max_verification_attempts=reader.integer("MAX_VERIFICATION_ATTEMPTS") or cls.max_verification_attempts,
+            acknowledgement_delay=reader.number("ACK_DELAY", cls.acknowledgement_delay),
+            llm_history_messages=reader.integer("LLM_HISTORY_MESSAGES") or cls.llm_history_messages,
             supabase_url=reader.url("SUPABASE_URL"),
             supabase_service_role_key=reader.text("SUPABASE_SERVICE_ROLE_KEY"),
             data_dir=data_dir,

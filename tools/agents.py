@@ -1,12 +1,43 @@
-"""The agents (personas) of the appointment desk: LiveKit glue over prompts and tools."""
+"""The agents (personas) of the appointment desk: LiveKit glue over prompts and the desk.
+
+Two agents share one `AppointmentDesk` (the call's state and rules):
+
+- `ReceptionAgent` greets, verifies the caller, takes contact details and callback
+  requests, and hands over to a human. Its tools cannot touch appointments.
+- `AppointmentsAgent` exists only after verification (`verify_caller` returns it: a
+  LiveKit agent handoff) and carries the appointment tools.
+
+The tools live in toolsets (`VerificationTools`, `ContactTools`, `AppointmentTools`);
+each is a thin `@function_tool` over the desk that turns a `DeskError` into a
+`ToolError` worded from `prompts/<lang>/`, and gives a slow step one acknowledgement
+line through LiveKit's filler support (`RunContext.with_filler`).
+
+Before each LLM call an agent counts the caller's turn (for the confirm-in-a-later-turn
+rule), trims the context to the last `history_max_messages` messages, and adds the call
+context (date, time zone, verification state) after its instructions. The session's
+history, which feeds the call record, is not trimmed.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
-from livekit.agents import Agent
+from livekit import api
+from livekit.agents import Agent, ModelSettings, RunContext, get_job_context, llm
+from livekit.agents.llm import ToolError, Toolset, function_tool
 
 import prompts
+from tools.call_state import DeskError
+from tools.desk import AppointmentDesk
+
+logger = logging.getLogger("tools.agents")
+
+T = TypeVar("T")
+PROPOSAL_TOOLS = frozenset({"book_appointment", "reschedule_appointment", "cancel_appointment"})
 
 
 @dataclass(frozen=True)
@@ -21,12 +52,322 @@ class Persona:
         return prompts.load(self.language, prompt, agent_name=self.assistant_name, company=self.company_name)
 
 
-class ReceptionAgent(Agent):
-    """First agent of every call: greets the caller and finds out what they need."""
+def trim_history(chat_ctx: llm.ChatContext, max_messages: int) -> None:
+    """Keep the last `max_messages` caller/agent messages (and what follows them), in place.
 
-    def __init__(self, persona: Persona) -> None:
-        super().__init__(instructions=persona.render("system"))
+    Leading instructions are kept and no tool output is left without its call.
+    """
+    positions = [
+        i for i, item in enumerate(chat_ctx.items) if item.type == "message" and item.role in ("user", "assistant")
+    ]
+    if len(positions) <= max_messages:
+        return
+    cut = positions[-max_messages] if max_messages else len(chat_ctx.items)
+    chat_ctx.truncate(max_items=len(chat_ctx.items) - cut)
+
+
+def _insert_after_instructions(chat_ctx: llm.ChatContext, texts: list[str]) -> None:
+    items = chat_ctx.items
+    at = 0
+    while at < len(items) and items[at].type == "message" and items[at].role in ("system", "developer"):
+        at += 1
+    for offset, text in enumerate(texts):
+        items.insert(at + offset, llm.ChatMessage(role="system", content=[text]))
+
+
+async def transfer_sip_participant(participant_identity: str, destination: str) -> None:
+    """Cold-transfer the SIP caller of this job's room (LiveKit SIP API)."""
+    job = get_job_context()
+    response = await job.api.sip.transfer_sip_participant(
+        api.TransferSIPParticipantRequest(
+            room_name=job.room.name,
+            participant_identity=participant_identity,
+            transfer_to=destination,
+            play_dialtone=False,
+        )
+    )
+    if response.status == api.SIPTransferStatus.STS_TRANSFER_FAILED:
+        raise RuntimeError(f"SIP transfer failed: {api.SIPTransferReason.Name(response.reason)}")
+
+
+class _DeskToolset(Toolset):
+    def __init__(self, desk: AppointmentDesk, *, id: str) -> None:
+        self.desk = desk
+        super().__init__(id=id)
+
+    @asynccontextmanager
+    async def _step(self, context: RunContext | None, acknowledgement: str | None = None) -> AsyncIterator[None]:
+        """Errors the caller should hear become `ToolError`s; a slow step gets one ack line."""
+        try:
+            if context is not None and acknowledgement is not None:
+                desk = self.desk
+                async with context.with_filler(
+                    lambda _step: desk.acknowledgement(acknowledgement),
+                    delay=desk.config.acknowledgement_delay,
+                ):
+                    yield
+            else:
+                yield
+        except DeskError as e:
+            raise ToolError(self.desk.render(e)) from None
+
+    async def _run(self, context: RunContext | None, acknowledgement: str | None, op: Callable[[], Awaitable[T]]) -> T:
+        async with self._step(context, acknowledgement):
+            return await op()
+
+
+class VerificationTools(_DeskToolset):
+    """Tools of an unverified call: identify the caller, then hand over to the appointments agent."""
+
+    def __init__(self, desk: AppointmentDesk, on_verified: Callable[[Agent], Agent]) -> None:
+        self._on_verified = on_verified
+        super().__init__(desk, id="verification")
+
+    @function_tool
+    async def verify_caller(self, context: RunContext, zip_code: str) -> Any:
+        """Verify the caller's identity with the ZIP (postal) code registered on their account.
+
+        The phone number is taken from the call itself; never ask the caller for it unless a
+        tool said it is missing. Call this only after the caller has said their ZIP code.
+
+        Args:
+            zip_code: The ZIP code as the caller said it, e.g. "12345".
+        """
+        result = await self._run(context, "ack_verify", lambda: self.desk.verify(zip_code))
+        if result.newly:
+            return self._on_verified(context.session.current_agent)
+        return None  # a parallel duplicate call: the first one hands over, this one stays silent
+
+    @function_tool
+    async def provide_phone_number(self, context: RunContext, phone: str) -> str:
+        """Record the caller's phone number for verification, only when a tool said the call has none.
+
+        Args:
+            phone: The phone number registered with us, as the caller said it, e.g. "0991 234 567".
+        """
+        async with self._step(None):
+            return self.desk.provide_phone(phone)
+
+
+class ContactTools(_DeskToolset):
+    """Contact details, callback requests and a human, at any point of the call."""
+
+    def __init__(self, desk: AppointmentDesk) -> None:
+        super().__init__(desk, id="contact")
+
+    @function_tool
+    async def save_caller_details(self, context: RunContext, name: str, phone: str, email: str) -> str:
+        """Save the caller's contact details for our records and for a callback.
+
+        Args:
+            name: The caller's full name, or "" if not given.
+            phone: A phone number to reach the caller on, or "" if not given.
+            email: An email address, or "" if not given.
+        """
+        async with self._step(None):
+            return self.desk.save_details(name, phone, email)
+
+    @function_tool
+    async def request_callback(self, context: RunContext, reason: str) -> str:
+        """Ask a human colleague to call the caller back. Needs a phone number: the verified
+        customer's, the call's, or one saved with save_caller_details.
+
+        Args:
+            reason: What the caller needs, in one short sentence.
+        """
+        return await self._run(context, "ack_saving", lambda: self.desk.request_callback(reason))
+
+    @function_tool
+    async def transfer_to_human(self, context: RunContext, reason: str) -> str:
+        """Hand the caller over to a human colleague: a live transfer when possible, otherwise
+        a callback request. Use when the caller asks for a person or you cannot help.
+
+        Args:
+            reason: Why the caller needs a human, in one short sentence.
+        """
+        desk = self.desk
+        if desk.escalation_target() is None:
+            return await self._run(context, "ack_saving", lambda: desk.transfer(reason))
+        async with self._step(None):
+            context.disallow_interruptions()
+            line = desk.phrases.line("transfer_started")
+            await context.session.say(line, allow_interruptions=False).wait_for_playout()
+            return await desk.transfer(reason)
+
+
+class AppointmentTools(_DeskToolset):
+    """The verified customer's appointments. Changes are proposed, then confirmed in a later turn."""
+
+    def __init__(self, desk: AppointmentDesk) -> None:
+        super().__init__(desk, id="appointments")
+
+    @function_tool
+    async def list_appointments(self, context: RunContext) -> str:
+        """List the verified caller's upcoming appointments, each with a reference like "A1"."""
+        return await self._run(context, "ack_appointments", self.desk.list_appointments)
+
+    @function_tool
+    async def list_available_slots(
+        self,
+        context: RunContext,
+        from_date: str,
+        to_date: str,
+        part_of_day: Literal["any", "morning", "afternoon", "evening"],
+    ) -> str:
+        """Find open appointment times, each with a reference like "S1", for one day or a range.
+
+        Args:
+            from_date: First day, YYYY-MM-DD (work it out from today's date in your instructions).
+            to_date: Last day, YYYY-MM-DD; the same as from_date for a single day (at most 14 days).
+            part_of_day: "morning", "afternoon", "evening", or "any".
+        """
+        return await self._run(
+            context, "ack_slots", lambda: self.desk.list_slots(from_date, to_date, part_of_day)
+        )
+
+    @function_tool
+    async def book_appointment(self, context: RunContext, slot_ref: str) -> str:
+        """Propose booking an open slot. Nothing is booked yet: ask the caller the question this
+        returns, then call confirm_pending_change with their answer in their next turn.
+
+        Args:
+            slot_ref: The slot reference from list_available_slots, e.g. "S2".
+        """
+        return await self._run(context, "ack_change", lambda: self.desk.propose_booking(slot_ref))
+
+    @function_tool
+    async def reschedule_appointment(self, context: RunContext, appointment_ref: str, slot_ref: str) -> str:
+        """Propose moving an appointment to an open slot. Nothing changes yet: ask the caller the
+        question this returns, then call confirm_pending_change with their answer next turn.
+
+        Args:
+            appointment_ref: The appointment reference from list_appointments, e.g. "A1".
+            slot_ref: The new slot's reference from list_available_slots, e.g. "S3".
+        """
+        return await self._run(
+            context, "ack_change", lambda: self.desk.propose_reschedule(appointment_ref, slot_ref)
+        )
+
+    @function_tool
+    async def cancel_appointment(self, context: RunContext, appointment_ref: str) -> str:
+        """Propose cancelling an appointment. Nothing changes yet: ask the caller the question
+        this returns, then call confirm_pending_change with their answer next turn.
+
+        Args:
+            appointment_ref: The appointment reference from list_appointments, e.g. "A1".
+        """
+        async with self._step(None):
+            return self.desk.propose_cancel(appointment_ref)
+
+    @function_tool
+    async def confirm_pending_change(self, context: RunContext, confirmed: bool) -> str:
+        """Carry out (confirmed=true) or drop (confirmed=false) the change you proposed, after the
+        caller answered your confirmation question in a new turn. Never in the same turn as the
+        proposal, and never without a clear answer from the caller.
+
+        Args:
+            confirmed: True only if the caller clearly said yes; false if they said no or hesitated.
+        """
+        if confirmed:
+            # The write and its answer go together: a barge-in must not cut the caller off
+            # from hearing whether it happened. Already interrupted: the caller is speaking
+            # (maybe "wait, no"), so nothing is written and the question stays open.
+            try:
+                context.disallow_interruptions()
+            except RuntimeError:
+                raise ToolError(self.desk.phrases.line("change_interrupted")) from None
+        return await self._run(context, "ack_change", lambda: self.desk.confirm(confirmed))
+
+
+class _DeskAgent(Agent):
+    def __init__(
+        self,
+        persona: Persona,
+        desk: AppointmentDesk | None,
+        *,
+        role: str | None,
+        tools: list[llm.Tool | llm.Toolset],
+        chat_ctx: llm.ChatContext | None = None,
+    ) -> None:
+        instructions = persona.render("system")
+        if role is not None:
+            instructions = f"{instructions}\n\n{prompts.load(persona.language, role)}"
+        super().__init__(instructions=instructions, tools=tools, chat_ctx=chat_ctx)
         self._persona = persona
+        self._desk = desk
+
+    @property
+    def desk(self) -> AppointmentDesk | None:
+        return self._desk
+
+    def llm_node(
+        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> Any:
+        desk = self._desk
+        if desk is None:
+            return Agent.default.llm_node(self, chat_ctx, tools, model_settings)
+        users = [i for i in chat_ctx.items if i.type == "message" and i.role == "user"]
+        if users:
+            desk.state.note_user_message(users[-1].id, users[-1].text_content, users[-1].transcript_confidence)
+        trim_history(chat_ctx, desk.config.history_max_messages)
+        _insert_after_instructions(chat_ctx, [desk.call_context(), *desk.turn_hints()])
+        return self._watch_proposals(Agent.default.llm_node(self, chat_ctx, tools, model_settings), desk)
+
+    @staticmethod
+    async def _watch_proposals(stream: Any, desk: AppointmentDesk) -> AsyncIterator[Any]:
+        """Mark a proposal as soon as the model asks for one, before any tool runs, so that a
+        confirmation in the same step (parallel calls, any order) is refused."""
+        try:
+            async for chunk in stream:
+                delta = chunk.delta if isinstance(chunk, llm.ChatChunk) else None
+                if delta is not None and any(c.name in PROPOSAL_TOOLS for c in delta.tool_calls or ()):
+                    desk.state.begin_proposal()
+                yield chunk
+        finally:
+            if hasattr(stream, "aclose"):
+                await stream.aclose()
+
+    def handoff_context(self) -> llm.ChatContext:
+        """This agent's conversation for the next agent, trimmed, without its instructions."""
+        chat_ctx = self.chat_ctx.copy(exclude_instructions=True, exclude_function_call=True)
+        if self._desk is not None:
+            trim_history(chat_ctx, self._desk.config.history_max_messages)
+        return chat_ctx
+
+
+class ReceptionAgent(_DeskAgent):
+    """First agent of every call: greets, verifies, takes details, routes.
+
+    Without a desk (no appointment store wired) it only greets and talks.
+    """
+
+    def __init__(self, persona: Persona, desk: AppointmentDesk | None = None) -> None:
+        tools: list[llm.Tool | llm.Toolset] = []
+        if desk is not None:
+            tools = [VerificationTools(desk, self._appointments_agent), ContactTools(desk)]
+        super().__init__(persona, desk, role="reception" if desk is not None else None, tools=tools)
+
+    def _appointments_agent(self, current: Agent) -> Agent:
+        assert self._desk is not None
+        chat_ctx = current.handoff_context() if isinstance(current, _DeskAgent) else None
+        return AppointmentsAgent(self._persona, self._desk, chat_ctx=chat_ctx)
 
     async def on_enter(self) -> None:
         self.session.say(self._persona.render("greeting"))
+
+
+class AppointmentsAgent(_DeskAgent):
+    """The verified caller's appointments: list, book, reschedule, cancel (with confirmation)."""
+
+    def __init__(self, persona: Persona, desk: AppointmentDesk, *, chat_ctx: llm.ChatContext | None = None) -> None:
+        super().__init__(
+            persona,
+            desk,
+            role="appointments",
+            tools=[AppointmentTools(desk), ContactTools(desk)],
+            chat_ctx=chat_ctx,
+        )
+
+    async def on_enter(self) -> None:
+        # Carry on from what the caller asked before verification, now with the tools.
+        self.session.generate_reply()

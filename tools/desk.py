@@ -1,0 +1,405 @@
+"""The appointment desk's rules, as plain Python over an `AppointmentStore`.
+
+`AppointmentDesk` is what the tools call; the `@function_tool` layer in `tools/agents.py`
+only forwards arguments and turns a `DeskError` into a `ToolError`. One desk per call.
+
+- Verification binds the call to one customer: the phone comes from the call (or, when
+  the call has none, from the caller) and the caller gives the ZIP code. Failures are
+  counted; a locked call stays locked.
+- Every read and change uses the bound customer's id, and references ("A1", "S3")
+  resolve only against what this customer was shown in this call.
+- Book, reschedule and cancel are proposed first and written only by `confirm()` in a
+  later caller turn. A slot taken meanwhile yields fresh options.
+- Everything said comes from `prompts/<lang>/` through `Phrases`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from conversation_manager.caller_details import ascii_digits
+from storage.domain import Appointment, AppointmentStore, Customer, NotFound, Slot, SlotTaken
+from storage.records import StoreError
+from tools import arguments
+from tools.call_state import CallState, DeskError, PendingChange
+from tools.desk_config import DEFAULT_TIMEZONE, CallRecord, DeskConfig, Transfer
+from tools.phrases import Phrases
+
+__all__ = ["DEFAULT_TIMEZONE", "AppointmentDesk", "CallRecord", "DeskConfig", "Transfer", "Verified"]
+
+logger = logging.getLogger("tools.desk")
+
+T = TypeVar("T")
+PART_OF_DAY_HOURS: dict[str, tuple[int, int]] = {
+    "any": (0, 24),
+    "morning": (0, 12),
+    "afternoon": (12, 17),
+    "evening": (17, 24),
+}
+@dataclass(frozen=True)
+class Verified:
+    customer: Customer
+    newly: bool
+    """False when the call was already verified (no second handoff)."""
+
+
+def _zip_key(value: str) -> str:
+    return re.sub(r"[\s\-]", "", ascii_digits(value)).upper()
+
+
+class AppointmentDesk:
+    def __init__(
+        self,
+        store: AppointmentStore,
+        config: DeskConfig | None = None,
+        *,
+        record: CallRecord | None = None,
+        transfer: Transfer | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or DeskConfig()
+        self.record = record
+        self._transfer = transfer
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.phrases = Phrases(self.config.language, self.config.timezone)
+        self.state = CallState(
+            max_attempts=self.config.max_verification_attempts,
+            offer_human_after=self.config.offer_human_after_failures,
+            unclear_before_human=self.config.unclear_turns_before_human,
+        )
+        self._verify_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+
+    # -- words ----------------------------------------------------------------------------
+
+    def render(self, error: DeskError) -> str:
+        return self.phrases.line(error.key, **error.fields)
+
+    def now(self) -> dt.datetime:
+        return self._clock()
+
+    def when(self, moment: dt.datetime) -> str:
+        return self.phrases.when(moment, self.now())
+
+    def call_context(self) -> str:
+        """Today's date, the time zone and the verification state, for the LLM's instructions."""
+        now = self.now()
+        state = self.state
+        if state.verified and state.customer is not None:
+            verification = self.phrases.line("state_verified", customer=state.customer.name)
+        elif state.locked:
+            verification = self.phrases.line("state_locked")
+        elif state.phone is None:
+            verification = self.phrases.line("state_needs_phone")
+        else:
+            verification = self.phrases.line("state_unverified")
+        return self.phrases.line(
+            "call_context",
+            today=self.phrases.date(self.phrases.local(now).date()),
+            today_iso=self.phrases.local(now).date().isoformat(),
+            time_now=self.phrases.time(now),
+            timezone=self.phrases.timezone_name,
+            verification=verification,
+        )
+
+    def turn_hints(self) -> list[str]:
+        """Extra guidance for this caller turn (after repeated unclear turns: offer a human)."""
+        return [self.phrases.line("hint_offer_human")] if self.state.should_offer_human_for_unclear else []
+
+    def acknowledgement(self, key: str) -> str | None:
+        """The acknowledgement line `key`, or None if this caller turn already had one."""
+        return self.phrases.line(key) if self.state.claim_acknowledgement() else None
+
+    # -- store access ---------------------------------------------------------------------
+
+    async def _store(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run a store call; an unavailable store is something the caller should hear."""
+        try:
+            return await call
+        except (NotFound, SlotTaken):
+            raise
+        except (StoreError, TimeoutError) as e:
+            logger.warning("appointment store failed: %s", e or type(e).__name__)
+            raise DeskError("store_unavailable") from e
+
+    def _note(self, **fields: Any) -> None:
+        if self.record is not None:
+            self.record.update_conversation(**fields)
+
+    # -- who is calling -------------------------------------------------------------------
+
+    def caller_identified(
+        self, *, phone: str | None, is_sip: bool = False, participant_identity: str | None = None
+    ) -> None:
+        """What the call says about the caller (from agent.py, never from the LLM)."""
+        if phone:
+            try:
+                normalized = arguments.phone(phone, self.config.default_country_code)
+            except DeskError:
+                logger.warning("the call's phone number is not a phone number; asking the caller instead")
+            else:
+                self.state.set_call_phone(normalized, is_sip=is_sip, participant_identity=participant_identity)
+                return
+        self.state.is_sip = is_sip
+        self.state.participant_identity = participant_identity
+
+    def provide_phone(self, raw: object) -> str:
+        phone = arguments.phone(raw, self.config.default_country_code)
+        self.state.set_stated_phone(phone)
+        if self.record is not None:
+            self.record.set_caller_details(phone=phone)
+        return self.phrases.line("phone_noted")
+
+    async def verify(self, raw_zip: object) -> Verified:
+        async with self._verify_lock:  # parallel calls must not verify (and hand off) twice
+            state = self.state
+            if state.verified and state.customer is not None:
+                return Verified(state.customer, newly=False)
+            state.require_not_locked()
+            zip_code = arguments.zip_code(raw_zip)
+            if state.phone is None:
+                raise DeskError("need_phone")
+            customer = await self._store(self.store.find_customer_by_phone(state.phone))
+            # Unknown phone and wrong ZIP sound the same: nothing to learn by guessing.
+            if customer is None or not hmac.compare_digest(_zip_key(customer.zip_code), zip_code):
+                raise DeskError(state.record_failed_attempt())
+            state.bind_customer(customer)
+        self._note(customer_id=customer.id)
+        if self.record is not None:
+            self.record.set_caller_details(name=customer.name, phone=customer.phone)
+        return Verified(customer, newly=True)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _with_provider(self, slot: Slot) -> str:
+        return self.phrases.line("with_provider", provider=slot.provider) if slot.provider else ""
+
+    def _slot_lines(self, shown: Sequence[tuple[str, Slot]]) -> str:
+        return "\n".join(
+            self.phrases.line("slot_line", ref=ref, when=self.when(s.starts_at), provider=self._with_provider(s))
+            for ref, s in shown
+        )
+
+    async def list_appointments(self) -> str:
+        customer = self.state.require_customer()
+        found = await self._store(self.store.list_appointments(customer.id))
+        shown = self.state.appointments.replace(a for a in found if a.customer_id == customer.id)
+        if not shown:
+            return self.phrases.line("no_appointments")
+        lines = "\n".join(
+            self.phrases.line(
+                "appointment_line",
+                ref=ref,
+                when=self.when(a.slot.starts_at),
+                provider=self._with_provider(a.slot),
+            )
+            for ref, a in shown
+        )
+        return self.phrases.line("appointments_list", lines=lines)
+
+    async def list_slots(self, from_date: object, to_date: object, part_of_day: str = "any") -> str:
+        self.state.require_customer()
+        first = arguments.date(from_date)
+        blank = to_date is None or (isinstance(to_date, str) and not to_date.strip())
+        last = first if blank else arguments.date(to_date)
+        hours = PART_OF_DAY_HOURS.get(part_of_day)
+        if hours is None:
+            raise DeskError("part_of_day_invalid")
+        now = self.now()
+        today = self.phrases.local(now).date()
+        if last < first:
+            raise DeskError("date_range_invalid")
+        if first < today:
+            raise DeskError("date_past")
+        if first > today + dt.timedelta(days=self.config.booking_horizon_days):
+            raise DeskError("date_too_far", days=self.config.booking_horizon_days)
+        if (last - first).days + 1 > self.config.max_search_days:
+            raise DeskError("date_range_too_long", days=self.config.max_search_days)
+        slots = await self._open_slots(first, last, hours)
+        if not slots:
+            days = self.phrases.date(first) if first == last else self.phrases.line(
+                "date_range", start=self.phrases.date(first), end=self.phrases.date(last)
+            )
+            return self.phrases.line("no_slots", days=days)
+        return self.phrases.line("slots_list", lines=self._slot_lines(self.state.slots.add(slots)))
+
+    async def _open_slots(
+        self, first: dt.date, last: dt.date, hours: tuple[int, int] = (0, 24), *, exclude: str | None = None
+    ) -> list[Slot]:
+        tz = self.phrases.tz
+        start = max(self.now(), dt.datetime.combine(first, dt.time(), tz))
+        end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), tz)
+        wanted = self.config.slots_per_answer
+        filtered = hours != (0, 24) or exclude is not None
+        found = await self._store(self.store.list_open_slots(start, end, limit=50 if filtered else wanted))
+        return [
+            s
+            for s in found
+            if hours[0] <= self.phrases.local(s.starts_at).hour < hours[1] and s.id != exclude
+        ][:wanted]
+
+    async def _fresh_options(self, taken: Slot) -> str:
+        """Other open slots from the taken one's day onwards, as the caller's new choices."""
+        self.state.slots.forget(taken.id)
+        first = max(self.phrases.local(taken.starts_at).date(), self.phrases.local(self.now()).date())
+        try:
+            slots = await self._open_slots(first, first + dt.timedelta(days=6), exclude=taken.id)
+        except DeskError:
+            slots = []
+        if not slots:
+            return self.phrases.line("no_alternatives")
+        return self._slot_lines(self.state.slots.add(slots))
+
+    async def _require_open(self, slot: Slot) -> None:
+        if slot.starts_at <= self.now():
+            self.state.slots.forget(slot.id)
+            raise DeskError("slot_taken", options=await self._fresh_options(slot))
+        found = await self._store(
+            self.store.list_open_slots(slot.starts_at, slot.starts_at + dt.timedelta(seconds=1), limit=100)
+        )
+        if all(s.id != slot.id for s in found):
+            raise DeskError("slot_taken", options=await self._fresh_options(slot))
+
+    def _appointment(self, ref: object, customer: Customer) -> Appointment:
+        appointment = self.state.appointments.resolve(ref)
+        if appointment.customer_id != customer.id:  # cannot happen: lists are per customer
+            raise DeskError("unknown_appointment", ref=str(ref))
+        return appointment
+
+    # -- changes: propose, then confirm in a later turn ------------------------------------
+
+    async def propose_booking(self, slot_ref: object) -> str:
+        self.state.require_customer()
+        self.state.begin_proposal()
+        slot = self.state.slots.resolve(slot_ref)
+        await self._require_open(slot)
+        self.state.propose("book", slot=slot)
+        return self.phrases.line("confirm_book", when=self.when(slot.starts_at), provider=self._with_provider(slot))
+
+    async def propose_reschedule(self, appointment_ref: object, slot_ref: object) -> str:
+        customer = self.state.require_customer()
+        self.state.begin_proposal()
+        appointment = self._appointment(appointment_ref, customer)
+        slot = self.state.slots.resolve(slot_ref)
+        if slot.id == appointment.slot.id:
+            raise DeskError("same_slot")
+        await self._require_open(slot)
+        self.state.propose("reschedule", appointment=appointment, slot=slot)
+        return self.phrases.line(
+            "confirm_reschedule", old=self.when(appointment.slot.starts_at), new=self.when(slot.starts_at)
+        )
+
+    def propose_cancel(self, appointment_ref: object) -> str:
+        customer = self.state.require_customer()
+        self.state.begin_proposal()
+        appointment = self._appointment(appointment_ref, customer)
+        self.state.propose("cancel", appointment=appointment)
+        return self.phrases.line("confirm_cancel", when=self.when(appointment.slot.starts_at))
+
+    async def confirm(self, confirmed: bool) -> str:
+        if not confirmed:
+            self.state.decline_pending()
+            return self.phrases.line("change_declined")
+        customer = self.state.require_customer()
+        pending = self.state.take_confirmable()
+        async with self._write_lock:
+            try:
+                return await self._commit(customer, pending)
+            except SlotTaken:
+                assert pending.slot is not None
+                raise DeskError("slot_taken", options=await self._fresh_options(pending.slot)) from None
+            except NotFound:
+                raise DeskError("change_failed") from None
+            except DeskError as e:
+                if e.key == "store_unavailable":  # the write may or may not have happened
+                    raise DeskError("change_unknown") from e
+                raise
+
+    async def _commit(self, customer: Customer, pending: PendingChange) -> str:
+        state = self.state
+        if pending.kind == "book" and pending.slot is not None:
+            booked = await self._store(self.store.book(customer.id, pending.slot.id))
+            state.slots.forget(pending.slot.id)
+            state.appointments.add([booked])
+            self._note(outcome="appointment_booked")
+            return self.phrases.line("booked", when=self.when(booked.slot.starts_at))
+        if pending.kind == "reschedule" and pending.slot is not None and pending.appointment is not None:
+            moved = await self._store(self.store.reschedule(customer.id, pending.appointment.id, pending.slot.id))
+            state.slots.forget(pending.slot.id)
+            state.appointments.add([moved])
+            self._note(outcome="appointment_rescheduled")
+            return self.phrases.line("rescheduled", when=self.when(moved.slot.starts_at))
+        if pending.kind == "cancel" and pending.appointment is not None:
+            await self._store(self.store.cancel(customer.id, pending.appointment.id))
+            state.appointments.forget(pending.appointment.id)
+            self._note(outcome="appointment_cancelled")
+            return self.phrases.line("cancelled", when=self.when(pending.appointment.slot.starts_at))
+        raise DeskError("nothing_pending")
+
+    # -- contact details, callbacks, a human ------------------------------------------------
+
+    def save_details(self, name: object, phone: object, email: object) -> str:
+        clean_name = arguments.name(name)
+        clean_phone = arguments.optional_phone(phone, self.config.default_country_code)
+        clean_email = arguments.email(email)
+        if not (clean_name or clean_phone or clean_email):
+            raise DeskError("details_empty")
+        state = self.state
+        state.contact_name = clean_name or state.contact_name
+        state.contact_phone = clean_phone or state.contact_phone
+        state.contact_email = clean_email or state.contact_email
+        if self.record is not None:
+            self.record.set_caller_details(name=clean_name, phone=clean_phone, email=clean_email)
+        return self.phrases.line("details_saved")
+
+    async def request_callback(self, reason: object, *, saved_key: str = "callback_saved") -> str:
+        text = arguments.reason(reason)
+        state = self.state
+        customer = state.customer if state.verified else None
+        phone = customer.phone if customer else state.contact_phone or state.phone
+        if phone is None:
+            raise DeskError("callback_needs_phone")
+        async with self._write_lock:
+            if state.callback_id is not None:
+                return self.phrases.line("callback_exists")
+            state.callback_id = await self._store(
+                self.store.create_callback_request(
+                    customer_id=customer.id if customer else None,
+                    name=customer.name if customer else state.contact_name,
+                    phone=phone,
+                    reason=text,
+                    conversation_id=self.record.conversation_id if self.record is not None else None,
+                )
+            )
+        self._note(outcome="callback_requested")
+        return self.phrases.line(saved_key)
+
+    def escalation_target(self) -> tuple[str, str] | None:
+        """(participant, destination) when a live transfer is possible: SIP call, number, transferrer."""
+        number = self.config.escalation_phone_number
+        identity = self.state.participant_identity
+        if self._transfer is None or not number or not self.state.is_sip or not identity:
+            return None
+        return identity, number if number.startswith(("tel:", "sip:")) else f"tel:{number}"
+
+    async def transfer(self, reason: object) -> str:
+        """Transfer the caller to a human; if that fails, take a callback request instead."""
+        text = arguments.reason(reason)
+        target = self.escalation_target()
+        if target is None or self._transfer is None:
+            return await self.request_callback(text, saved_key="transfer_unavailable_callback")
+        try:
+            await self._transfer(*target)
+        except Exception as e:
+            logger.warning("transfer to a human failed (%s); taking a callback request", e or type(e).__name__)
+            return await self.request_callback(text, saved_key="transfer_failed_callback")
+        self._note(outcome="transferred")
+        return self.phrases.line("transfer_done")

@@ -1,0 +1,61 @@
+"""The desk's configuration and the seams it is wired through (plain Python)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from settings import Settings
+
+DEFAULT_TIMEZONE = "Asia/Damascus"
+"""Until settings has a clinic time zone: the one the embedded demo data is laid out in."""
+Transfer = Callable[[str, str], Awaitable[None]]
+"""`transfer(participant_identity, destination)`: hand a SIP caller over to a human."""
+
+
+class CallRecord(Protocol):
+    """What the desk writes into the call's record (a `ConversationManager`)."""
+
+    @property
+    def conversation_id(self) -> str: ...
+
+    def set_caller_details(
+        self, name: str | None = None, phone: str | None = None, email: str | None = None
+    ) -> object: ...
+
+    def update_conversation(self, **fields: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    language: str = "en"
+    timezone: str = "UTC"
+    """The clinic's IANA time zone: slots are read and spoken in it."""
+    default_country_code: str = "1"
+    escalation_phone_number: str | None = None
+    max_verification_attempts: int = 3
+    offer_human_after_failures: int = 2
+    unclear_turns_before_human: int = 2
+    acknowledgement_delay: float = 1.0
+    """Seconds a slow tool may run before the caller hears one short acknowledgement."""
+    history_max_messages: int = 20
+    """Caller and agent messages the LLM sees (the record keeps the whole call)."""
+    slots_per_answer: int = 5
+    max_search_days: int = 14
+    booking_horizon_days: int = 90
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> DeskConfig:
+        values: dict[str, Any] = {
+            "language": settings.language,
+            "timezone": settings.clinic_timezone,
+            "default_country_code": settings.default_country_code,
+            "escalation_phone_number": settings.escalation_phone_number,
+            "max_verification_attempts": settings.max_verification_attempts,
+            "acknowledgement_delay": settings.acknowledgement_delay,
+            "history_max_messages": settings.llm_history_messages,
+        }
+        values.update(overrides)
+        return cls(**values)
