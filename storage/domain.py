@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import re
+import uuid
 from dataclasses import dataclass
 
 from storage.records import StoreError
@@ -23,6 +25,22 @@ class NotFound(StoreError):
 
 class SlotTaken(StoreError):
     """The slot was booked by someone else first."""
+
+
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+"""What a stored phone looks like; anything else cannot match a customer."""
+
+
+def canonical_uuid(value: object, what: str) -> str:
+    """The canonical form of a UUID, or `NotFound`: nothing else may reach a query."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise NotFound(f"no such {what}: malformed id")
 
 
 @dataclass(frozen=True)

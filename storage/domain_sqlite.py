@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -24,12 +23,20 @@ from typing import Any
 
 import aiosqlite
 
-from storage.domain import Appointment, AppointmentStore, Customer, NotFound, Slot, SlotTaken
+from storage.domain import (
+    E164,
+    Appointment,
+    AppointmentStore,
+    Customer,
+    NotFound,
+    Slot,
+    SlotTaken,
+    canonical_uuid,
+)
 from storage.records import StoreError
 from storage.sqlite_records import open_sqlite
 
 SCHEMA = Path(__file__).with_name("sqlite_domain_schema.sql")
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_SLOTS = 100
 MAX_APPOINTMENTS = 100
 APPOINTMENT_COLUMNS = "id, customer_id, status, reason, slot_id, starts_at, ends_at, provider"
@@ -110,7 +117,7 @@ class SQLiteAppointmentStore(AppointmentStore):
         return Customer(**dict(rows[0])) if rows else None
 
     async def list_appointments(self, customer_id: str, *, upcoming_only: bool = True) -> list[Appointment]:
-        cid = _uuid(customer_id, "customer")
+        cid = canonical_uuid(customer_id, "customer")
         sql = f"select {APPOINTMENT_COLUMNS} from appointment_details where customer_id = ? and status = 'scheduled'"
         params: list[Any] = [cid]
         if upcoming_only:
@@ -136,7 +143,7 @@ class SQLiteAppointmentStore(AppointmentStore):
     # ------------------------------------------------------------------ changes
 
     async def book(self, customer_id: str, slot_id: str, *, reason: str | None = None) -> Appointment:
-        cid, sid = _uuid(customer_id, "customer"), _uuid(slot_id, "slot")
+        cid, sid = canonical_uuid(customer_id, "customer"), canonical_uuid(slot_id, "slot")
         appointment_id = str(uuid.uuid4())
         now = _text(_now())
         async with self._write("book"):
@@ -151,8 +158,8 @@ class SQLiteAppointmentStore(AppointmentStore):
         return booked
 
     async def reschedule(self, customer_id: str, appointment_id: str, new_slot_id: str) -> Appointment:
-        cid, aid = _uuid(customer_id, "customer"), _uuid(appointment_id, "appointment")
-        sid = _uuid(new_slot_id, "slot")
+        cid, aid = canonical_uuid(customer_id, "customer"), canonical_uuid(appointment_id, "appointment")
+        sid = canonical_uuid(new_slot_id, "slot")
         async with self._write("reschedule"):
             await self._require(
                 "select 1 from appointments where id = ? and customer_id = ? and status = 'scheduled'",
@@ -170,7 +177,7 @@ class SQLiteAppointmentStore(AppointmentStore):
         return moved
 
     async def cancel(self, customer_id: str, appointment_id: str) -> Appointment:
-        cid, aid = _uuid(customer_id, "customer"), _uuid(appointment_id, "appointment")
+        cid, aid = canonical_uuid(customer_id, "customer"), canonical_uuid(appointment_id, "appointment")
         async with self._write("cancel"):
             cursor = await self._db.execute(
                 "update appointments set status = 'cancelled', updated_at = ? "
@@ -191,7 +198,7 @@ class SQLiteAppointmentStore(AppointmentStore):
         reason: str,
         conversation_id: str | None,
     ) -> str:
-        cid = _uuid(customer_id, "customer") if customer_id is not None else None
+        cid = canonical_uuid(customer_id, "customer") if customer_id is not None else None
         request_id = str(uuid.uuid4())
         async with self._write("create callback request"):
             await self._db.execute(
@@ -223,18 +230,25 @@ class SQLiteAppointmentStore(AppointmentStore):
                 return False
             await self._db.executemany(
                 "insert into customers (id, name, phone, zip_code, language, created_at) values (?, ?, ?, ?, ?, ?)",
-                [[_uuid(c.id, "customer"), c.name, c.phone, c.zip_code, c.language, now] for c in customers],
+                [[canonical_uuid(c.id, "customer"), c.name, c.phone, c.zip_code, c.language, now] for c in customers],
             )
             await self._db.executemany(
                 "insert into slots (id, starts_at, ends_at, provider, created_at) values (?, ?, ?, ?, ?)",
-                [[_uuid(s.id, "slot"), _text(s.starts_at), _text(s.ends_at), s.provider, now] for s in slots],
+                [[canonical_uuid(s.id, "slot"), _text(s.starts_at), _text(s.ends_at), s.provider, now] for s in slots],
             )
             await self._db.executemany(
                 "insert into appointments (id, customer_id, slot_id, status, reason, created_at, updated_at) "
                 "values (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    [_uuid(a.id, "appointment"), _uuid(a.customer_id, "customer"), _uuid(a.slot.id, "slot"),
-                     a.status, a.reason, now, now]
+                    [
+                        canonical_uuid(a.id, "appointment"),
+                        canonical_uuid(a.customer_id, "customer"),
+                        canonical_uuid(a.slot.id, "slot"),
+                        a.status,
+                        a.reason,
+                        now,
+                        now,
+                    ]
                     for a in appointments
                 ],
             )
@@ -242,18 +256,6 @@ class SQLiteAppointmentStore(AppointmentStore):
 
     async def aclose(self) -> None:
         await self._db.close()
-
-
-def _uuid(value: object, what: str) -> str:
-    """The canonical form of a UUID, or `NotFound`: the same rule as the Supabase store."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
-    raise NotFound(f"no such {what}: malformed id")
 
 
 def _now() -> dt.datetime:
@@ -273,14 +275,18 @@ def _timestamp(value: str) -> dt.datetime:
 
 def _slot(row: aiosqlite.Row) -> Slot:
     return Slot(
-        id=row["id"], starts_at=_timestamp(row["starts_at"]), ends_at=_timestamp(row["ends_at"]),
+        id=row["id"],
+        starts_at=_timestamp(row["starts_at"]),
+        ends_at=_timestamp(row["ends_at"]),
         provider=row["provider"],
     )
 
 
 def _appointment(row: aiosqlite.Row) -> Appointment:
     slot = Slot(
-        id=row["slot_id"], starts_at=_timestamp(row["starts_at"]), ends_at=_timestamp(row["ends_at"]),
+        id=row["slot_id"],
+        starts_at=_timestamp(row["starts_at"]),
+        ends_at=_timestamp(row["ends_at"]),
         provider=row["provider"],
     )
     return Appointment(

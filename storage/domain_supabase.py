@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -24,13 +23,21 @@ from postgrest import ReturnMethod
 from postgrest.exceptions import APIError
 from supabase import AsyncClient
 
-from storage.domain import Appointment, AppointmentStore, Customer, NotFound, Slot, SlotTaken
+from storage.domain import (
+    E164,
+    Appointment,
+    AppointmentStore,
+    Customer,
+    NotFound,
+    Slot,
+    SlotTaken,
+    canonical_uuid,
+)
 from storage.records import StoreError
 from storage.supabase_records import connect_supabase
 
 logger = logging.getLogger("storage.domain.supabase")
 
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_SLOTS = 100
 """The most open slots one search returns (the SQL function caps at the same number)."""
 MAX_APPOINTMENTS = 100
@@ -76,7 +83,7 @@ class SupabaseAppointmentStore(AppointmentStore):
         return _customer(rows[0]) if rows else None
 
     async def list_appointments(self, customer_id: str, *, upcoming_only: bool = True) -> list[Appointment]:
-        cid = _uuid(customer_id, "customer")
+        cid = canonical_uuid(customer_id, "customer")
         query = (
             self._client.table("appointment_details")
             .select(APPOINTMENT_COLUMNS)
@@ -98,21 +105,26 @@ class SupabaseAppointmentStore(AppointmentStore):
         return [_slot(row) for row in rows]
 
     async def book(self, customer_id: str, slot_id: str, *, reason: str | None = None) -> Appointment:
-        params = {"p_customer_id": _uuid(customer_id, "customer"), "p_slot_id": _uuid(slot_id, "slot"),
-                  "p_reason": reason}
+        params = {
+            "p_customer_id": canonical_uuid(customer_id, "customer"),
+            "p_slot_id": canonical_uuid(slot_id, "slot"),
+            "p_reason": reason,
+        }
         return await self._change("book", "book_appointment", params)
 
     async def reschedule(self, customer_id: str, appointment_id: str, new_slot_id: str) -> Appointment:
         params = {
-            "p_customer_id": _uuid(customer_id, "customer"),
-            "p_appointment_id": _uuid(appointment_id, "appointment"),
-            "p_new_slot_id": _uuid(new_slot_id, "slot"),
+            "p_customer_id": canonical_uuid(customer_id, "customer"),
+            "p_appointment_id": canonical_uuid(appointment_id, "appointment"),
+            "p_new_slot_id": canonical_uuid(new_slot_id, "slot"),
         }
         return await self._change("reschedule", "reschedule_appointment", params)
 
     async def cancel(self, customer_id: str, appointment_id: str) -> Appointment:
-        params = {"p_customer_id": _uuid(customer_id, "customer"),
-                  "p_appointment_id": _uuid(appointment_id, "appointment")}
+        params = {
+            "p_customer_id": canonical_uuid(customer_id, "customer"),
+            "p_appointment_id": canonical_uuid(appointment_id, "appointment"),
+        }
         return await self._change("cancel", "cancel_appointment", params)
 
     async def _change(self, what: str, function: str, params: dict[str, Any]) -> Appointment:
@@ -135,7 +147,7 @@ class SupabaseAppointmentStore(AppointmentStore):
         request_id = str(uuid.uuid4())
         row = {
             "id": request_id,
-            "customer_id": _uuid(customer_id, "customer") if customer_id is not None else None,
+            "customer_id": canonical_uuid(customer_id, "customer") if customer_id is not None else None,
             "name": name,
             "phone": phone,
             "reason": reason,
@@ -148,18 +160,6 @@ class SupabaseAppointmentStore(AppointmentStore):
     async def aclose(self) -> None:
         await self._client.postgrest.aclose()
         await self._http.aclose()
-
-
-def _uuid(value: object, what: str) -> str:
-    """The canonical form of a UUID, or `NotFound`: nothing else may reach a query."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
-    raise NotFound(f"no such {what}: malformed id")
 
 
 def _iso(moment: dt.datetime) -> str:
