@@ -15,13 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 
-import httpx
 from postgrest import ReturnMethod
-from postgrest.exceptions import APIError
-from supabase import AsyncClient
 
 from storage.domain import (
     E164,
@@ -34,7 +30,7 @@ from storage.domain import (
     canonical_uuid,
 )
 from storage.records import StoreError
-from storage.supabase_records import connect_supabase
+from storage.supabase_client import SupabaseBackend
 
 logger = logging.getLogger("storage.domain.supabase")
 
@@ -50,30 +46,12 @@ NOT_FOUND_CODES = frozenset({"PT404", "P0002", "22P02", "23503"})
 (a bad uuid that got past the checks here), foreign_key_violation (a callback for a customer that does not exist)."""
 SLOT_TAKEN_CODES = frozenset({"23505"})
 
-T = TypeVar("T")
 
-
-class SupabaseAppointmentStore(AppointmentStore):
-    def __init__(self, client: AsyncClient, http: httpx.AsyncClient) -> None:
-        self._client = client
-        self._http = http
-
-    @classmethod
-    async def connect(cls, url: str, key: str, *, timeout: float) -> SupabaseAppointmentStore:
-        return cls(*await connect_supabase(url, key, timeout=timeout))
-
-    async def _call(self, what: str, request: Awaitable[T]) -> T:
-        try:
-            return await request
-        except APIError as e:
-            code = e.code or ""
-            if code in NOT_FOUND_CODES:
-                raise NotFound(f"{what}: {e.message}") from e
-            if code in SLOT_TAKEN_CODES:
-                raise SlotTaken(f"{what}: {e.message}") from e
-            raise StoreError(f"{what}: {code or 'error'} {e.message}") from e
-        except httpx.HTTPError as e:
-            raise StoreError(f"{what}: {type(e).__name__} {e}") from e
+class SupabaseAppointmentStore(SupabaseBackend, AppointmentStore):
+    errors_by_code: ClassVar[dict[str, type[StoreError]]] = {
+        **dict.fromkeys(NOT_FOUND_CODES, NotFound),
+        **dict.fromkeys(SLOT_TAKEN_CODES, SlotTaken),
+    }
 
     async def find_customer_by_phone(self, phone: str) -> Customer | None:
         if not isinstance(phone, str) or not E164.fullmatch(phone):
@@ -156,10 +134,6 @@ class SupabaseAppointmentStore(AppointmentStore):
         query = self._client.table("callback_requests").insert(row, returning=ReturnMethod.minimal)
         await self._call("create callback request", query.execute())
         return request_id
-
-    async def aclose(self) -> None:
-        await self._client.postgrest.aclose()
-        await self._http.aclose()
 
 
 def _iso(moment: dt.datetime) -> str:

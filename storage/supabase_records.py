@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable
-from typing import TypeVar
 
-import httpx
 from postgrest import ReturnMethod
-from postgrest.exceptions import APIError
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from storage.records import (
     AGENT_RUN_COLUMNS,
@@ -22,9 +17,9 @@ from storage.records import (
     ConversationStore,
     Row,
     StatusStats,
-    StoreError,
     pick,
 )
+from storage.supabase_client import SupabaseBackend
 
 logger = logging.getLogger("storage.supabase")
 
@@ -33,33 +28,8 @@ CHUNK_ROWS = 500
 PAGE_ROWS = 1000
 """PostgREST's db-max-rows on hosted Supabase; reads page at this size."""
 
-T = TypeVar("T")
 
-
-async def connect_supabase(url: str, key: str, *, timeout: float) -> tuple[AsyncClient, httpx.AsyncClient]:
-    """A client whose every request is bounded by `timeout` seconds (sub-second values honoured)."""
-    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), http2=False)
-    client = await acreate_client(url, key, options=AsyncClientOptions(httpx_client=http, postgrest_client_retry=False))
-    return client, http
-
-
-class SupabaseConversationStore(ConversationStore):
-    def __init__(self, client: AsyncClient, http: httpx.AsyncClient) -> None:
-        self._client = client
-        self._http = http
-
-    @classmethod
-    async def connect(cls, url: str, key: str, *, timeout: float) -> SupabaseConversationStore:
-        return cls(*await connect_supabase(url, key, timeout=timeout))
-
-    async def _call(self, what: str, request: Awaitable[T]) -> T:
-        try:
-            return await request
-        except APIError as e:
-            raise StoreError(f"{what}: {e.code or 'error'} {e.message}") from e
-        except httpx.HTTPError as e:
-            raise StoreError(f"{what}: {type(e).__name__} {e}") from e
-
+class SupabaseConversationStore(SupabaseBackend, ConversationStore):
     async def _upsert(self, table: str, rows: list[Row], on_conflict: str, *, ignore_duplicates: bool = False) -> int:
         requests = 0
         for start in range(0, len(rows), CHUNK_ROWS):
@@ -142,10 +112,6 @@ class SupabaseConversationStore(ConversationStore):
         view = "conversation_stats_today" if today else "conversation_stats_by_status"
         rows = (await self._call("stats", self._client.table(view).select("*").order("status").execute())).data
         return [StatusStats(**row) for row in rows]
-
-    async def aclose(self) -> None:
-        await self._client.postgrest.aclose()
-        await self._http.aclose()
 
 
 def _start_of_today_utc() -> str:
