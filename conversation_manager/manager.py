@@ -22,8 +22,7 @@ from typing import Any
 from conversation_manager.agent_runs import AgentRunTracker
 from conversation_manager.caller_details import CallerDetails, normalize_phone
 from conversation_manager.journal import Event, Journal, journal_path
-from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank
-from conversation_manager.transcript import iso as _iso
+from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank, iso
 from storage.records import ConversationDetail, ConversationStore, Row, StoreError
 
 logger = logging.getLogger("conversation_manager")
@@ -119,7 +118,7 @@ class ConversationManager:
             "room_name": room_name,
             "participant_identity": participant_identity,
             "status": "active",
-            "started_at": _iso(now),
+            "started_at": iso(now),
             "language": self._language,
             "metadata": dict(metadata or {}),
         }
@@ -170,7 +169,7 @@ class ConversationManager:
                     "role": role,
                     "content": clean_content(content),
                     "interrupted": bool(interrupted),
-                    "created_at": _iso(created_at if created_at is not None else self._clock()),
+                    "created_at": iso(created_at if created_at is not None else self._clock()),
                     "agent_run_id": agent_run_id or self.runs.current_run_id,
                     "metadata": metadata or {},
                 },
@@ -210,7 +209,7 @@ class ConversationManager:
                     "output": clean_content(output) if output is not None else None,
                     "is_error": bool(is_error),
                     "duration_ms": duration_ms,
-                    "created_at": _iso(created_at if created_at is not None else self._clock()),
+                    "created_at": iso(created_at if created_at is not None else self._clock()),
                     "agent_run_id": agent_run_id or self.runs.current_run_id,
                 },
             }
