@@ -58,6 +58,8 @@ class Settings:
     clinic_timezone: str = "Asia/Damascus"
     max_verification_attempts: int = 3
     acknowledgement_delay: float = 1.0
+    still_working_after: float = 8.0
+    summary_timeout: float = 3.0
     llm_history_messages: int = 20
     escalation_phone_number: str | None = None
     # Storage
@@ -70,6 +72,10 @@ class Settings:
     tavus_api_key: str = field(default="", repr=False)
     tavus_face_id: str | None = None
     tavus_pal_id: str | None = None
+    avatar_join_timeout: float = 6.0
+    avatar_left_early_window: float = 20.0
+    avatar_max_call_duration: float = 3600.0
+    avatar_participant_left_timeout: float = 10.0
     # Worker scaling and time budgets
     agent_name: str = ""
     load_threshold: float = 0.7
@@ -82,6 +88,7 @@ class Settings:
     store_timeout: float = 5.0
     slow_turn_ms: float = 2000.0
     log_level: str = "INFO"
+    log_format: str = "auto"
 
     @property
     def uses_supabase(self) -> bool:
@@ -122,6 +129,8 @@ class Settings:
             escalation_phone_number=reader.text("ESCALATION_PHONE_NUMBER") or None,
             max_verification_attempts=reader.integer("MAX_VERIFICATION_ATTEMPTS") or cls.max_verification_attempts,
             acknowledgement_delay=reader.number("ACK_DELAY", cls.acknowledgement_delay),
+            still_working_after=reader.number("STILL_WORKING_AFTER", cls.still_working_after),
+            summary_timeout=reader.number("SUMMARY_TIMEOUT", cls.summary_timeout),
             llm_history_messages=reader.integer("LLM_HISTORY_MESSAGES") or cls.llm_history_messages,
             supabase_url=reader.url("SUPABASE_URL"),
             supabase_service_role_key=reader.text("SUPABASE_SERVICE_ROLE_KEY"),
@@ -131,6 +140,12 @@ class Settings:
             tavus_api_key=reader.text("TAVUS_API_KEY"),
             tavus_face_id=reader.text("TAVUS_FACE_ID") or reader.text("TAVUS_REPLICA_ID") or None,
             tavus_pal_id=reader.text("TAVUS_PAL_ID") or reader.text("TAVUS_PERSONA_ID") or None,
+            avatar_join_timeout=reader.number("AVATAR_JOIN_TIMEOUT", cls.avatar_join_timeout),
+            avatar_left_early_window=reader.number("AVATAR_LEFT_EARLY_WINDOW", cls.avatar_left_early_window),
+            avatar_max_call_duration=reader.number("AVATAR_MAX_CALL_DURATION", cls.avatar_max_call_duration),
+            avatar_participant_left_timeout=reader.number(
+                "AVATAR_PARTICIPANT_LEFT_TIMEOUT", cls.avatar_participant_left_timeout
+            ),
             agent_name=reader.text("AGENT_NAME"),
             load_threshold=reader.number("LOAD_THRESHOLD", cls.load_threshold, maximum=1.0),
             num_idle_processes=reader.integer("NUM_IDLE_PROCESSES"),
@@ -142,6 +157,7 @@ class Settings:
             store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
             slow_turn_ms=reader.number("SLOW_TURN_MS", cls.slow_turn_ms),
             log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level, upper=True),
+            log_format=reader.choice("LOG_FORMAT", ("auto", "json", "text"), cls.log_format),
         )
         reader.problems.extend(_cross_field_problems(s, mode))
         if reader.problems:
@@ -177,6 +193,11 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
         )
     if s.tavus_api_key and not s.tavus_face_id:
         problems.append("TAVUS_FACE_ID is not set but TAVUS_API_KEY is: set the Tavus replica (face) id")
+    if s.still_working_after <= s.acknowledgement_delay:
+        problems.append(
+            f"STILL_WORKING_AFTER ({s.still_working_after:g}) must be above ACK_DELAY "
+            f"({s.acknowledgement_delay:g}): the 'still working' line comes after the acknowledgement"
+        )
     if s.flush_timeout >= s.session_end_timeout:
         problems.append(
             f"FLUSH_TIMEOUT ({s.flush_timeout:g}) must be below SESSION_END_TIMEOUT "
