@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference
@@ -42,7 +43,17 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = inference.VAD()
 
 
-def build_session(settings: Settings, *, vad: inference.VAD | None = None) -> AgentSession:
+def turn_handling_for(settings: Settings, *, avatar: bool) -> dict[str, Any]:
+    """Turn detection, endpointing and barge-in; the avatar's output cannot pause, so no resume."""
+    return {
+        # Everything local: the bundled v1-mini end-of-turn model and VAD-based barge-in
+        # (the "adaptive" detector and turn-detector v1 are LiveKit Cloud services).
+        "turn_detection": inference.TurnDetector(version="v1-mini"),
+        "interruption": {"mode": "vad", "resume_false_interruption": not avatar},
+    }
+
+
+def build_session(settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False) -> AgentSession:
     """The production pipeline: OpenAI-compatible STT, LLM and TTS, offline VAD and turn detection."""
     client_options = {"api_key": settings.openai_key_for_client}
     if settings.openai_base_url:
@@ -52,12 +63,7 @@ def build_session(settings: Settings, *, vad: inference.VAD | None = None) -> Ag
         llm=openai.LLM(model=settings.llm_model, **client_options),
         tts=openai.TTS(model=settings.tts_model, voice=settings.tts_voice, **client_options),
         vad=vad or inference.VAD(),
-        # Everything local: the bundled v1-mini end-of-turn model and VAD-based barge-in
-        # (the "adaptive" detector and turn-detector v1 are LiveKit Cloud services).
-        turn_handling={
-            "turn_detection": inference.TurnDetector(version="v1-mini"),
-            "interruption": {"mode": "vad"},
-        },
+        turn_handling=turn_handling_for(settings, avatar=avatar),
     )
 
 
