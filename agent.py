@@ -29,6 +29,7 @@ from storage.factory import open_appointment_store
 from tools import phrases
 from tools.agents import Persona, ReceptionAgent, transfer_sip_participant
 from tools.desk import AppointmentDesk, DeskConfig
+from tools.room_status import RoomStatusPublisher
 
 logger = logging.getLogger("agent")
 
@@ -122,8 +123,13 @@ async def entrypoint(ctx: JobContext) -> None:
     attach(session, manager)
     # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
     session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
+    status = RoomStatusPublisher(ctx.room)
     desk = AppointmentDesk(
-        appointments, DeskConfig.from_settings(settings), record=manager, transfer=transfer_sip_participant
+        appointments,
+        DeskConfig.from_settings(settings),
+        record=manager,
+        transfer=transfer_sip_participant,
+        status=status,
     )
     await session.start(agent=ReceptionAgent(persona_for(settings), desk=desk), room=ctx.room)
     ctx.proc.userdata["identify_task"] = asyncio.create_task(identify_caller(ctx, manager, desk))

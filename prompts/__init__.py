@@ -79,6 +79,7 @@ REQUIRED: dict[str, frozenset[str]] = {
     "state_needs_phone": frozenset(),
     "state_unverified": frozenset(),
     "state_verified": frozenset({"customer"}),
+    "still_working": frozenset(),
     "store_unavailable": frozenset(),
     "time_exact": frozenset({"hour", "period"}),
     "time_half": frozenset({"hour", "period"}),

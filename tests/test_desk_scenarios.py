@@ -36,6 +36,7 @@ from storage.sqlite_records import SQLiteConversationStore
 from tests.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall
 from tools.agents import AppointmentsAgent, AppointmentTools, Persona, ReceptionAgent
 from tools.desk import AppointmentDesk, DeskConfig, Transfer
+from tools.progress import StatusSink, ToolStatus
 
 WAIT = 15.0
 TZ = "Asia/Damascus"
@@ -236,6 +237,7 @@ async def open_call(
     is_sip: bool = False,
     transfer: Transfer | None = None,
     escalation: str | None = None,
+    status: StatusSink | None = None,
     **config: Any,
 ) -> AsyncIterator[Call]:
     """A call to the desk; `phone="caller"` means the call carries the language's customer's phone."""
@@ -248,6 +250,7 @@ async def open_call(
                    **config),
         record=manager,
         transfer=transfer,
+        status=status,
     )
     desk.caller_identified(
         phone=CALLER[lang].phone if phone == "caller" else phone, is_sip=is_sip, participant_identity="sip_caller"
@@ -779,6 +782,41 @@ async def test_a_slow_tool_gets_one_acknowledgement_per_turn(
         again = await call.turn("And the day after?", tool("list_appointments"), Reply("Same."))
         said_again = [e.item.text_content for e in again.events if e.type == "message"]
         assert said_again == [call.line("ack_appointments"), "Same."]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_a_long_tool_says_still_working_once_and_the_room_sees_its_progress(
+    lang: str, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_list = world.store.list_appointments
+
+    async def very_slow_list(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(2.0)
+        return await real_list(*args, **kwargs)
+
+    statuses: list[ToolStatus] = []
+    async with open_call(
+        world, tmp_path, lang, status=statuses.append, acknowledgement_delay=0.1, still_working_after=0.5
+    ) as call:
+        await verify(call)
+        monkeypatch.setattr(world.store, "list_appointments", very_slow_list)
+        statuses.clear()
+        result = await call.turn("What do I have?", tool("list_appointments"), Reply("One appointment."))
+        said = [e.item.text_content for e in result.events if e.type == "message"]
+        assert said == [call.line("ack_appointments"), call.line("still_working"), "One appointment."]
+        assert [(s.tool, s.state, s.text) for s in statuses] == [
+            ("list_appointments", "working", call.line("ack_appointments")),
+            ("list_appointments", "still_working", call.line("still_working")),
+            ("list_appointments", "done", ""),
+        ]
+
+        statuses.clear()
+        await call.turn("Book S99.", tool("book_appointment", slot_ref="S99"), Reply("Which one?"))
+        assert [(s.tool, s.state) for s in statuses] == [
+            ("book_appointment", "working"),
+            ("book_appointment", "failed"),
+        ]
 
 
 @pytest.mark.asyncio

@@ -9,8 +9,8 @@ Two agents share one `AppointmentDesk` (the call's state and rules):
 
 The tools live in toolsets (`VerificationTools`, `ContactTools`, `AppointmentTools`);
 each is a thin `@function_tool` over the desk that turns a `DeskError` into a
-`ToolError` worded from `prompts/<lang>/`, and gives a slow step one acknowledgement
-line through LiveKit's filler support (`RunContext.with_filler`).
+`ToolError` worded from `prompts/<lang>/`, and gives a slow step its progress lines
+(`tools/progress.py`) through LiveKit's filler support (`RunContext.with_filler`).
 
 Before each LLM call an agent counts the caller's turn (for the confirm-in-a-later-turn
 rule), trims the context to the last `history_max_messages` messages, and adds the call
@@ -21,8 +21,9 @@ history, which feeds the call record, is not trimmed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -33,6 +34,7 @@ from livekit.agents.llm import ToolError, Toolset, function_tool
 import prompts
 from tools.call_state import DeskError
 from tools.desk import AppointmentDesk
+from tools.progress import POLL_INTERVAL, ProgressLines, ToolState, ToolStatus
 
 logger = logging.getLogger("tools.agents")
 
@@ -97,19 +99,39 @@ class _DeskToolset(Toolset):
 
     @asynccontextmanager
     async def _step(self, context: RunContext | None, acknowledgement: str | None = None) -> AsyncIterator[None]:
-        """Errors the caller should hear become `ToolError`s; a slow step gets one ack line."""
+        """Errors the caller should hear become `ToolError`s; a slow step gets progress lines.
+
+        Progress also goes to the desk's status sink: working, still_working, done or failed.
+        """
+        tool = context.function_call.name if context is not None else ""
+        self._publish(tool, "working", self.desk.phrases.line(acknowledgement) if acknowledgement else "")
+        outcome: ToolState = "failed"
         try:
-            if context is not None and acknowledgement is not None:
-                desk = self.desk
-                async with context.with_filler(
-                    lambda _step: desk.acknowledgement(acknowledgement),
-                    delay=desk.config.acknowledgement_delay,
-                ):
-                    yield
-            else:
+            async with self._progress(context, tool, acknowledgement):
                 yield
+            outcome = "done"
         except DeskError as e:
             raise ToolError(self.desk.render(e)) from None
+        finally:
+            self._publish(tool, outcome)
+
+    def _progress(
+        self, context: RunContext | None, tool: str, acknowledgement: str | None
+    ) -> AbstractAsyncContextManager[None]:
+        if context is None or acknowledgement is None:
+            return nullcontext()
+        config = self.desk.config
+        lines = ProgressLines(
+            self.desk,
+            acknowledgement,
+            still_working_after=config.still_working_after,
+            on_still_working=lambda line: self._publish(tool, "still_working", line),
+        )
+        return context.with_filler(lines, delay=config.acknowledgement_delay, interval=POLL_INTERVAL, max_steps=2)
+
+    def _publish(self, tool: str, state: ToolState, text: str = "") -> None:
+        if tool and self.desk.status is not None:
+            self.desk.status(ToolStatus(tool, state, text, time.time()))
 
     async def _run(self, context: RunContext | None, acknowledgement: str | None, op: Callable[[], Awaitable[T]]) -> T:
         async with self._step(context, acknowledgement):

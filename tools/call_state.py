@@ -162,6 +162,7 @@ class CallState:
     unclear_turns: int = 0
     consecutive_unclear: int = 0
     acknowledged_turn: int = -1
+    still_working_turn: int = -1
 
     pending: PendingChange | None = None
     last_proposal_turn: int = -1
@@ -204,6 +205,13 @@ class CallState:
         if self.acknowledged_turn == self.turn:
             return False
         self.acknowledged_turn = self.turn
+        return True
+
+    def claim_still_working(self) -> bool:
+        """True the first time in a caller turn: one "still working on it" line per turn at most."""
+        if self.still_working_turn == self.turn:
+            return False
+        self.still_working_turn = self.turn
         return True
 
     # -- who is calling -----------------------------------------------------------------

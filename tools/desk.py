@@ -31,6 +31,7 @@ from tools import arguments
 from tools.call_state import CallState, DeskError, PendingChange
 from tools.desk_config import DEFAULT_TIMEZONE, CallRecord, DeskConfig, Transfer
 from tools.phrases import Phrases
+from tools.progress import StatusSink
 
 __all__ = ["DEFAULT_TIMEZONE", "AppointmentDesk", "CallRecord", "DeskConfig", "Transfer", "Verified"]
 
@@ -62,11 +63,14 @@ class AppointmentDesk:
         *,
         record: CallRecord | None = None,
         transfer: Transfer | None = None,
+        status: StatusSink | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.store = store
         self.config = config or DeskConfig()
         self.record = record
+        self.status = status
+        """Where tool progress goes for a front end (the room's `agent.status` topic)."""
         self._transfer = transfer
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.phrases = Phrases(self.config.language, self.config.timezone)
@@ -118,6 +122,10 @@ class AppointmentDesk:
         """The acknowledgement line `key`, or None if this caller turn already had one."""
         return self.phrases.line(key) if self.state.claim_acknowledgement() else None
 
+    def still_working(self) -> str | None:
+        """The "still working on it" line, or None if this caller turn already had one."""
+        return self.phrases.line("still_working") if self.state.claim_still_working() else None
+
     # -- store access ---------------------------------------------------------------------
 
     async def _store(self, call: Coroutine[Any, Any, T]) -> T:
@@ -127,7 +135,7 @@ class AppointmentDesk:
         except (NotFound, SlotTaken):
             raise
         except (StoreError, TimeoutError) as e:
-            logger.warning("appointment store failed: %s", e or type(e).__name__)
+            logger.warning("appointment store failed: %s", str(e) or type(e).__name__)
             raise DeskError("store_unavailable") from e
 
     def _note(self, **fields: Any) -> None:
@@ -399,7 +407,7 @@ class AppointmentDesk:
         try:
             await self._transfer(*target)
         except Exception as e:
-            logger.warning("transfer to a human failed (%s); taking a callback request", e or type(e).__name__)
+            logger.warning("transfer to a human failed (%s); taking a callback request", str(e) or type(e).__name__)
             return await self.request_callback(text, saved_key="transfer_failed_callback")
         self._note(outcome="transferred")
         return self.phrases.line("transfer_done")

@@ -40,6 +40,8 @@ class DeskConfig:
     unclear_turns_before_human: int = 2
     acknowledgement_delay: float = 1.0
     """Seconds a slow tool may run before the caller hears one short acknowledgement."""
+    still_working_after: float = 8.0
+    """Seconds a slow tool may run before the caller hears one "still working on it" line."""
     history_max_messages: int = 20
     """Caller and agent messages the LLM sees (the record keeps the whole call)."""
     slots_per_answer: int = 5
@@ -55,6 +57,7 @@ class DeskConfig:
             "escalation_phone_number": settings.escalation_phone_number,
             "max_verification_attempts": settings.max_verification_attempts,
             "acknowledgement_delay": settings.acknowledgement_delay,
+            "still_working_after": settings.still_working_after,
             "history_max_messages": settings.llm_history_messages,
         }
         values.update(overrides)
