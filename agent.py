@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -203,6 +204,9 @@ def main(argv: list[str]) -> None:
     except prompts.PromptError as e:
         sys.stderr.write(f"Prompt error; the worker did not start:\n  - {e}\n")
         raise SystemExit(2) from None
+    if settings.log_level:
+        # LiveKit's CLI sets up logging (JSON lines in `start`, readable text in `dev`).
+        os.environ["LIVEKIT_LOG_LEVEL"] = settings.log_level
     replay_in_background(settings)
     cli.run_app(build_server(settings))
 

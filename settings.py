@@ -22,6 +22,7 @@ Mode = Literal["dev", "start", "console", "connect", "tools"]
 """`tools` is any non-worker use (operator CLI, tests): nothing LiveKit-related is required."""
 
 SUPPORTED_LANGUAGES = ("en", "ar")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOCAL_API_KEY_PLACEHOLDER = "local-no-key"
 """Sent as the OpenAI key when only OPENAI_BASE_URL is set: local servers ignore it,
 but the OpenAI SDK refuses to start without one."""
@@ -87,8 +88,8 @@ class Settings:
     flush_timeout: float = 8.0
     store_timeout: float = 5.0
     slow_turn_ms: float = 2000.0
-    log_level: str = "INFO"
-    log_format: str = "auto"
+    log_level: str | None = None
+    """None keeps LiveKit's default: DEBUG in dev and console, INFO in start."""
 
     @property
     def uses_supabase(self) -> bool:
@@ -156,8 +157,7 @@ class Settings:
             flush_timeout=reader.number("FLUSH_TIMEOUT", cls.flush_timeout),
             store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
             slow_turn_ms=reader.number("SLOW_TURN_MS", cls.slow_turn_ms),
-            log_level=reader.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), cls.log_level, upper=True),
-            log_format=reader.choice("LOG_FORMAT", ("auto", "json", "text"), cls.log_format),
+            log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True) if reader.text("LOG_LEVEL") else None,
         )
         reader.problems.extend(_cross_field_problems(s, mode))
         if reader.problems:
