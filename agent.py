@@ -13,16 +13,18 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, llm
 from livekit.plugins import openai
 
 import prompts
 from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.session_events import attach
+from conversation_manager.summary import written_summary
 from settings import Mode, Settings, load_or_exit
 from storage import ConversationStore, open_record_store
 from storage.domain import AppointmentStore
@@ -84,6 +86,8 @@ class Call:
     manager: ConversationManager
     store: ConversationStore
     appointments: AppointmentStore
+    summarize: Callable[[], Awaitable[str | None]] | None = None
+    """Asks the call's LLM for the end-of-call summary (None when it cannot in time)."""
 
 
 async def identify_caller(ctx: JobContext, manager: ConversationManager, desk: AppointmentDesk) -> None:
@@ -121,6 +125,10 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.log_context_fields = {**ctx.log_context_fields, "conversation_id": conversation_id}
 
     session = build_session(settings, vad=ctx.proc.userdata.get("vad"))
+    if isinstance(model := session.llm, llm.LLM):
+        ctx.proc.userdata[CALL_KEY].summarize = lambda: written_summary(
+            model, settings.language, manager.transcript.messages, timeout=settings.summary_timeout
+        )
     attach(session, manager)
     # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
     session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
@@ -137,12 +145,14 @@ async def entrypoint(ctx: JobContext) -> None:
 
 
 async def on_session_end(ctx: JobContext) -> None:
-    """Write the call's record; bounded by FLUSH_TIMEOUT, itself below SESSION_END_TIMEOUT."""
+    """Write the call's record: SUMMARY_TIMEOUT for the LLM summary, then FLUSH_TIMEOUT for the write
+    (together below SESSION_END_TIMEOUT)."""
     call: Call | None = ctx.proc.userdata.pop(CALL_KEY, None)
     if call is None:
         return
     try:
-        result = await call.manager.end_conversation()
+        summary = await call.summarize() if call.summarize is not None else None
+        result = await call.manager.end_conversation(summary=summary)
         logger.info("call record: %s", result.as_dict())
     finally:
         await call.store.aclose()

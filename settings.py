@@ -198,10 +198,10 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
             f"STILL_WORKING_AFTER ({s.still_working_after:g}) must be above ACK_DELAY "
             f"({s.acknowledgement_delay:g}): the 'still working' line comes after the acknowledgement"
         )
-    if s.flush_timeout >= s.session_end_timeout:
+    if s.summary_timeout + s.flush_timeout >= s.session_end_timeout:
         problems.append(
-            f"FLUSH_TIMEOUT ({s.flush_timeout:g}) must be below SESSION_END_TIMEOUT "
-            f"({s.session_end_timeout:g}) so the end-of-call write fits the shutdown window"
+            f"SUMMARY_TIMEOUT + FLUSH_TIMEOUT ({s.summary_timeout:g} + {s.flush_timeout:g}) must be below "
+            f"SESSION_END_TIMEOUT ({s.session_end_timeout:g}) so the end-of-call record fits the shutdown window"
         )
     return problems
 

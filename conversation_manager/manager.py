@@ -22,6 +22,7 @@ from typing import Any
 from conversation_manager.agent_runs import AgentRunTracker
 from conversation_manager.caller_details import CallerDetails, normalize_phone
 from conversation_manager.journal import Event, Journal, journal_path
+from conversation_manager.outcome import EFFECTS
 from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank, iso
 from storage.records import ConversationDetail, ConversationStore, Row, StoreError
 
@@ -229,8 +230,14 @@ class ConversationManager:
         self._record({"type": "caller", "name": name or None, "phone": phone or None, "email": email or None})
         return self._transcript.caller
 
+    def add_effect(self, effect: str) -> None:
+        """Something a tool did (booked, cancelled, verification_failed...): the outcome is built from these."""
+        if effect not in EFFECTS:
+            raise ValueError(f"effect must be one of {sorted(EFFECTS)}, got {effect!r}")
+        self._record({"type": "effect", "effect": effect})
+
     def update_conversation(self, **fields: Any) -> None:
-        """Set conversation columns known mid-call (avatar_status, customer_id, outcome, ...)."""
+        """Set conversation columns known mid-call (avatar_status, customer_id, ...)."""
         self._record({"type": "conversation", "fields": fields})
 
     # -- the end --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 from conversation_manager.caller_details import CallerDetails, accumulate, extract
 from conversation_manager.journal import Event
+from conversation_manager.outcome import built_summary, derive_outcome
 from storage.records import CallRecord, Row
 
 MAX_CONTENT_CHARS = 32_000
@@ -66,6 +67,7 @@ class CallTranscript:
     messages: list[Row] = field(default_factory=list)
     tool_calls: list[Row] = field(default_factory=list)
     agent_runs: dict[str, Row] = field(default_factory=dict)
+    effects: list[str] = field(default_factory=list)
     extracted: CallerDetails = field(default_factory=CallerDetails)
     explicit: CallerDetails = field(default_factory=CallerDetails)
     country_code: str = "1"
@@ -103,6 +105,8 @@ class CallTranscript:
         elif kind == "tool_call":
             self.tool_calls.append(event["row"])
             self.next_seq = max(self.next_seq, event["row"]["seq"] + 1)
+        elif kind == "effect":
+            self.effects.append(event["effect"])
         elif kind == "agent_run":
             self.agent_runs[event["row"]["run_id"]] = event["row"]
         elif kind == "caller":
@@ -128,9 +132,15 @@ class CallTranscript:
     def to_record(self) -> CallRecord:
         """The rows to write; a call that never ended is written as `abandoned`."""
         caller = self.caller
+        caller_spoke = any(m["role"] == "user" for m in self.messages)
+        outcome = derive_outcome(self.effects, ended=self.ended, caller_spoke=caller_spoke)
+        language = str(self.conversation.get("language") or "en")
         conversation = {
             **self.conversation,
             "status": self.conversation.get("status", "active") if self.ended else "abandoned",
+            "outcome": outcome,
+            "summary": self.conversation.get("summary") or built_summary(language, outcome, caller),
+            "metadata": {**self.conversation.get("metadata", {}), "effects": list(self.effects)},
             "ended_at": iso(self.last_ts),
             "duration_seconds": round(max(0.0, self.last_ts - self.started_ts), 3),
             "message_count": len(self.messages),

@@ -142,6 +142,10 @@ class AppointmentDesk:
         if self.record is not None:
             self.record.update_conversation(**fields)
 
+    def _effect(self, effect: str) -> None:
+        if self.record is not None:
+            self.record.add_effect(effect)
+
     # -- who is calling -------------------------------------------------------------------
 
     def caller_identified(
@@ -178,8 +182,10 @@ class AppointmentDesk:
             customer = await self._store(self.store.find_customer_by_phone(state.phone))
             # Unknown phone and wrong ZIP sound the same: nothing to learn by guessing.
             if customer is None or not hmac.compare_digest(_zip_key(customer.zip_code), zip_code):
+                self._effect("verification_failed")
                 raise DeskError(state.record_failed_attempt())
             state.bind_customer(customer)
+        self._effect("verified")
         self._note(customer_id=customer.id)
         if self.record is not None:
             self.record.set_caller_details(name=customer.name, phone=customer.phone)
@@ -337,18 +343,18 @@ class AppointmentDesk:
             booked = await self._store(self.store.book(customer.id, pending.slot.id))
             state.slots.forget(pending.slot.id)
             state.appointments.add([booked])
-            self._note(outcome="appointment_booked")
+            self._effect("booked")
             return self.phrases.line("booked", when=self.when(booked.slot.starts_at))
         if pending.kind == "reschedule" and pending.slot is not None and pending.appointment is not None:
             moved = await self._store(self.store.reschedule(customer.id, pending.appointment.id, pending.slot.id))
             state.slots.forget(pending.slot.id)
             state.appointments.add([moved])
-            self._note(outcome="appointment_rescheduled")
+            self._effect("rescheduled")
             return self.phrases.line("rescheduled", when=self.when(moved.slot.starts_at))
         if pending.kind == "cancel" and pending.appointment is not None:
             await self._store(self.store.cancel(customer.id, pending.appointment.id))
             state.appointments.forget(pending.appointment.id)
-            self._note(outcome="appointment_cancelled")
+            self._effect("cancelled")
             return self.phrases.line("cancelled", when=self.when(pending.appointment.slot.starts_at))
         raise DeskError("nothing_pending")
 
@@ -387,7 +393,7 @@ class AppointmentDesk:
                     conversation_id=self.record.conversation_id if self.record is not None else None,
                 )
             )
-        self._note(outcome="callback_requested")
+        self._effect("callback_requested")
         return self.phrases.line(saved_key)
 
     def escalation_target(self) -> tuple[str, str] | None:
@@ -409,5 +415,5 @@ class AppointmentDesk:
         except Exception as e:
             logger.warning("transfer to a human failed (%s); taking a callback request", str(e) or type(e).__name__)
             return await self.request_callback(text, saved_key="transfer_failed_callback")
-        self._note(outcome="transferred")
+        self._effect("transferred")
         return self.phrases.line("transfer_done")

@@ -27,6 +27,8 @@ class CallRecord(Protocol):
 
     def update_conversation(self, **fields: Any) -> None: ...
 
+    def add_effect(self, effect: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class DeskConfig:
