@@ -49,10 +49,18 @@ class AgentRun:
 
 
 class AgentRunTracker:
-    """Counts per run; `on_change` receives each run's latest row (the manager journals it)."""
+    """Counts per run. `on_change` receives a run's whole row when it opens or closes, and
+    `on_counts(run_id, increments)` each growth of its counters in between: a few numbers
+    per LLM call instead of a whole row keeps the journal off the turn's critical path."""
 
-    def __init__(self, on_change: Callable[[dict[str, Any]], None], clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[dict[str, Any]], None],
+        on_counts: Callable[[str, dict[str, int]], None],
+        clock: Callable[[], float],
+    ) -> None:
         self._on_change = on_change
+        self._on_counts = on_counts
         self._clock = clock
         self.current: AgentRun | None = None
         self._seen_prompt = 0
@@ -89,7 +97,7 @@ class AgentRunTracker:
         if self.current is not None:
             self.current.tool_calls += 1
             self.current.tool_errors += int(is_error)
-            self._publish()
+            self._on_counts(self.current.run_id, {"tool_calls": 1, "tool_errors": int(is_error)})
 
     def session_usage(self, prompt_total: int, completion_total: int) -> None:
         """Cumulative LLM tokens of the whole session; the growth belongs to the current run.
@@ -103,4 +111,5 @@ class AgentRunTracker:
             self.current.llm_calls += 1
             self.current.prompt_tokens += grew_prompt
             self.current.completion_tokens += grew_completion
-            self._publish()
+            counts = {"llm_calls": 1, "prompt_tokens": grew_prompt, "completion_tokens": grew_completion}
+            self._on_counts(self.current.run_id, counts)

@@ -37,7 +37,11 @@ def journal_path(directory: Path, conversation_id: str) -> Path:
 
 
 def encode(event: Event) -> bytes:
-    return (json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        return (text + "\n").encode()
+    except UnicodeEncodeError:  # a lone surrogate (from JSON tool arguments): escaped, it reads back the same
+        return (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode()
 
 
 class Journal:
@@ -73,9 +77,12 @@ class Journal:
             return
         data = encode(event)
         try:
-            written = os.write(self._fd, data)
-            if written != len(data):  # a short write means the disk is full
-                raise OSError(f"short write ({written} of {len(data)} bytes)")
+            rest = memoryview(data)
+            while rest:  # a short write (the disk filling up): the next write says why
+                written = os.write(self._fd, rest)
+                if written == 0:
+                    raise OSError(f"wrote nothing of {len(rest)} bytes")
+                rest = rest[written:]
         except OSError as e:
             self._fail(f"cannot append to {self.path}: {e}")
             return
@@ -110,6 +117,8 @@ class Journal:
 
     def archive(self) -> Path | None:
         """Move a closed journal out of `pending/`; it is kept for the retention period."""
+        if self.failed is not None and not self.path.exists():
+            return None  # it could not even be created: nothing is pending
         return archive(self.path)
 
 

@@ -79,7 +79,7 @@ class ConversationManager:
         self._journal: Journal | None = None
         self._start_write: asyncio.Task[None] | None = None
         self._result: EndResult | None = None
-        self.runs = AgentRunTracker(self.record_agent_run, clock)
+        self.runs = AgentRunTracker(self.record_agent_run, self._record_run_counts, clock)
 
     # -- the call -------------------------------------------------------------------------
 
@@ -220,6 +220,9 @@ class ConversationManager:
     def record_agent_run(self, row: Row) -> None:
         """Store the latest snapshot of an agent run (keyed by its `run_id`)."""
         self._record({"type": "agent_run", "row": dict(row)})
+
+    def _record_run_counts(self, run_id: str, counts: dict[str, int]) -> None:
+        self._record({"type": "run_counts", "run_id": run_id, **counts})
 
     def set_caller_details(
         self, name: str | None = None, phone: str | None = None, email: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from livekit.agents import AgentSession
 from livekit.agents.metrics.usage import LLMModelUsage
@@ -36,20 +36,48 @@ def message_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(metrics[k]) for k in _METRIC_KEYS if isinstance(metrics.get(k), int | float)}
 
 
+class CutOff(NamedTuple):
+    """An assistant turn the caller's voice stopped, as recorded."""
+
+    seq: int
+    item_id: str
+    stopped_speaking_at: float | None
+
+
+def barge_in_link(cut_off: CutOff | None, user_metrics: Mapping[str, float]) -> dict[str, Any]:
+    """Metadata linking a user turn to the interrupted reply it cut off: the reply just
+    before it was interrupted and the caller had started speaking before it stopped."""
+    if cut_off is None:
+        return {}
+    started = user_metrics.get("started_speaking_at")
+    if started is not None and cut_off.stopped_speaking_at is not None and started > cut_off.stopped_speaking_at:
+        return {}  # stopped by something else (a hand-over, the code), then the caller spoke
+    return {"interrupts_seq": cut_off.seq, "interrupts_item_id": cut_off.item_id}
+
+
 def attach(session: AgentSession, manager: ConversationManager) -> None:
     """Record every turn, tool call and agent run the session produces."""
+    last_cut_off: list[CutOff] = []  # the last assistant turn, if interrupted, until the caller's next turn
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
         item = ev.item
         if item.type == "message":
             metrics = message_metrics(item.metrics)
+            metadata: dict[str, Any] = {"metrics": metrics, "item_id": item.id}
+            if item.role == "user":
+                metadata.update(barge_in_link(last_cut_off[0] if last_cut_off else None, metrics))
+                last_cut_off.clear()
             seq = manager.add_message_to_local_transcript(
                 item.role,
                 item.text_content or "",
-                {"metrics": metrics, "item_id": item.id},
+                metadata,
                 interrupted=item.interrupted,
                 created_at=item.created_at,
             )
+            if item.role == "assistant":
+                last_cut_off.clear()
+                if item.interrupted and seq is not None:
+                    last_cut_off.append(CutOff(seq, item.id, metrics.get("stopped_speaking_at")))
             if metrics:
                 logger.info(
                     "turn %s %s",

@@ -20,6 +20,8 @@ from storage.records import CallRecord, Row
 MAX_CONTENT_CHARS = 32_000
 TRUNCATION_MARKER = "\n[... truncated {dropped} characters]"
 ROLES = frozenset({"user", "assistant", "system", "developer"})
+RUN_COUNTERS = ("llm_calls", "prompt_tokens", "completion_tokens", "tool_calls", "tool_errors")
+"""Agent-run counters journaled as increments (`run_counts` events) rather than whole rows."""
 
 
 def iso(ts: float) -> str:
@@ -35,8 +37,11 @@ def clean_content(text: str) -> str:
     return text
 
 
+_BLANK_CATEGORIES = frozenset({"Zs", "Cc", "Cf", "Zl", "Zp"})
+
+
 def is_blank(text: str) -> bool:
-    return not "".join(c for c in text if unicodedata.category(c) not in ("Zs", "Cc", "Cf", "Zl", "Zp"))
+    return all(unicodedata.category(c) in _BLANK_CATEGORIES for c in text)
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -69,6 +74,9 @@ class CallTranscript:
     agent_runs: dict[str, Row] = field(default_factory=dict)
     effects: list[str] = field(default_factory=list)
     extracted: CallerDetails = field(default_factory=CallerDetails)
+    extracted_upto: int = 0
+    """Messages already read for caller details: extraction runs when the details are asked
+    for, not on every turn (it is off the call's hot path)."""
     explicit: CallerDetails = field(default_factory=CallerDetails)
     country_code: str = "1"
     slow_turn_ms: float = 2000.0
@@ -100,8 +108,6 @@ class CallTranscript:
             row = event["row"]
             self.messages.append(row)
             self.next_seq = max(self.next_seq, row["seq"] + 1)
-            if row["role"] == "user":
-                self.extracted = accumulate(self.extracted, extract(row["content"], self.country_code))
         elif kind == "tool_call":
             self.tool_calls.append(event["row"])
             self.next_seq = max(self.next_seq, event["row"]["seq"] + 1)
@@ -109,6 +115,12 @@ class CallTranscript:
             self.effects.append(event["effect"])
         elif kind == "agent_run":
             self.agent_runs[event["row"]["run_id"]] = event["row"]
+        elif kind == "run_counts":
+            run = self.agent_runs.get(event["run_id"])
+            if run is not None:
+                for counter in RUN_COUNTERS:
+                    run[counter] = run.get(counter, 0) + event.get(counter, 0)
+                run["total_tokens"] = run["prompt_tokens"] + run["completion_tokens"]
         elif kind == "caller":
             given = CallerDetails(event.get("name"), event.get("phone"), event.get("email"))
             self.explicit = given.merged_over(self.explicit)
@@ -127,6 +139,10 @@ class CallTranscript:
     @property
     def caller(self) -> CallerDetails:
         """What tools or the telephony layer stated wins over what was heard."""
+        for row in self.messages[self.extracted_upto :]:
+            if row["role"] == "user":
+                self.extracted = accumulate(self.extracted, extract(row["content"], self.country_code))
+        self.extracted_upto = len(self.messages)
         return self.explicit.merged_over(self.extracted)
 
     def to_record(self) -> CallRecord:
