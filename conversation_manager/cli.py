@@ -115,25 +115,42 @@ async def cmd_show(store: ConversationStore, args: argparse.Namespace, settings:
     return 0
 
 
+REPORT_SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("volume", "Calls per day", ("day", "calls", "completed", "abandoned", "failed", "avg_duration_seconds")),
+    ("outcomes", "Outcomes per day", ("day", "outcome", "calls")),
+    ("latency", "Reply latency per day (end to end, ms)", ("day", "replies", "p50_ms", "p95_ms", "max_ms")),
+    ("agent_usage", "Agent runs by type (all time)",
+     ("agent_type", "runs", "llm_calls", "prompt_tokens", "completion_tokens", "total_tokens", "tool_calls",
+      "tool_errors")),
+    ("tool_errors", "Tool calls and errors (all time)", ("name", "calls", "errors", "error_rate", "avg_duration_ms")),
+)
+
+
+def _cell(value: Any) -> Any:
+    return f"{value:.1f}" if isinstance(value, float) else value
+
+
 async def cmd_stats(store: ConversationStore, args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     stats = await store.stats_by_status(today=args.today)
+    report = await store.report(days=1 if args.today else args.days)
     if args.json:
-        json.dump([dataclasses.asdict(s) for s in stats], out, indent=2)
+        by_status = [dataclasses.asdict(s) for s in stats]
+        json.dump({"by_status": by_status, **dataclasses.asdict(report)}, out, indent=2, ensure_ascii=False)
         out.write("\n")
         return 0
+    out.write("By status\n")
     _table(
         [
-            [
-                s.status,
-                s.count,
-                f"{s.avg_duration_seconds:.1f}" if s.avg_duration_seconds is not None else "",
-                f"{s.avg_message_count:.1f}" if s.avg_message_count is not None else "",
-            ]
+            [s.status, s.count, _cell(s.avg_duration_seconds), _cell(s.avg_message_count)]
             for s in stats
         ],
         ["status", "calls", "avg secs", "avg msgs"],
         out,
     )
+    for key, title, columns in REPORT_SECTIONS:
+        out.write(f"\n{title}\n")
+        rows: list[Row] = getattr(report, key)
+        _table([[_cell(row.get(c)) for c in columns] for row in rows], list(columns), out)
     return 0
 
 
@@ -170,8 +187,9 @@ def parser() -> argparse.ArgumentParser:
     lst.add_argument("--today", action="store_true")
     show = sub.add_parser("show", help="one conversation: transcript, tool calls, latency")
     show.add_argument("conversation_id")
-    stats = sub.add_parser("stats", help="counts and averages by status")
+    stats = sub.add_parser("stats", help="calls by status, per day (volume, outcomes, latency), agents, tools")
     stats.add_argument("--today", action="store_true")
+    stats.add_argument("--days", type=int, default=7, help="days the daily sections cover (default 7)")
     sub.add_parser("replay", help="write pending journals (failed flushes, crashed calls)")
     for command in sub.choices.values():
         command.add_argument("--json", action="store_true", help="machine-readable output")

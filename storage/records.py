@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +109,30 @@ class StatusStats:
     avg_message_count: float | None
 
 
+@dataclass(frozen=True)
+class Report:
+    """What operators read about recent days (the `sql/` reporting views, in both backends).
+
+    Daily sections cover the last `days` UTC days; agent usage and tool errors are all-time.
+    """
+
+    volume: list[Row]
+    """day, calls, completed, abandoned, failed, avg_duration_seconds"""
+    outcomes: list[Row]
+    """day, outcome, calls"""
+    latency: list[Row]
+    """day, replies, p50_ms, p95_ms, max_ms (end-to-end latency of agent replies)"""
+    agent_usage: list[Row]
+    """agent_type, runs, llm_calls, prompt_tokens, completion_tokens, total_tokens, tool_calls, tool_errors"""
+    tool_errors: list[Row]
+    """name, calls, errors, error_rate, avg_duration_ms"""
+
+
+def report_since(days: int) -> str:
+    """The first UTC day a `days`-day report covers (today counts as one), as YYYY-MM-DD."""
+    return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=max(1, days) - 1)).isoformat()
+
+
 class ConversationStore(abc.ABC):
     """Conversation records. Every write is an idempotent upsert keyed by worker-made ids."""
 
@@ -136,9 +162,32 @@ class ConversationStore(abc.ABC):
     async def stats_by_status(self, *, today: bool = False) -> list[StatusStats]: ...
 
     @abc.abstractmethod
+    async def report(self, *, days: int = 7) -> Report: ...
+
+    @abc.abstractmethod
     async def aclose(self) -> None: ...
 
 
 def pick(row: Row, columns: tuple[str, ...]) -> Row:
-    """Only the known columns of `row` that are present (absent means "leave unchanged")."""
-    return {c: row[c] for c in columns if c in row}
+    """Only the known columns of `row` that are present (absent means "leave unchanged"), storable."""
+    return {c: storable(row[c]) for c in columns if c in row}
+
+
+def storable(value: Any) -> Any:
+    """`value` as every backend can hold it, so one odd character cannot block a call's whole write
+    (and every replay of it): no NUL (Postgres text and jsonb refuse it), no lone surrogate (not
+    UTF-8; JSON tool arguments can carry one), no NaN or infinity (not JSON)."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value

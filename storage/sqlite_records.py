@@ -19,10 +19,12 @@ from storage.records import (
     CallRecord,
     ConversationDetail,
     ConversationStore,
+    Report,
     Row,
     StatusStats,
     StoreError,
     pick,
+    report_since,
 )
 
 SCHEMA = Path(__file__).with_name("sqlite_schema.sql")
@@ -162,8 +164,70 @@ class SQLiteConversationStore(ConversationStore):
         )
         return [StatusStats(**row) for row in rows]
 
+    async def report(self, *, days: int = 7) -> Report:
+        """The same figures as the reporting views of `sql/migrations/0004_reporting_views.sql`."""
+        since = [report_since(days)]
+        volume = await self._select(
+            "select substr(started_at, 1, 10) as day, count(*) as calls, "
+            "sum(status = 'completed') as completed, sum(status = 'abandoned') as abandoned, "
+            "sum(status = 'failed') as failed, avg(duration_seconds) as avg_duration_seconds "
+            "from conversations where started_at >= ? group by 1 order by 1",
+            since,
+        )
+        outcomes = await self._select(
+            "select substr(started_at, 1, 10) as day, coalesce(outcome, 'unknown') as outcome, count(*) as calls "
+            "from conversations where started_at >= ? group by 1, 2 order by 1, 2",
+            since,
+        )
+        replies = await self._select(
+            "select substr(c.started_at, 1, 10) as day, "
+            "json_extract(m.metadata, '$.metrics.e2e_latency') * 1000.0 as ms "
+            "from messages m join conversations c on c.conversation_id = m.conversation_id "
+            "where m.role = 'assistant' and json_extract(m.metadata, '$.metrics.e2e_latency') is not null "
+            "and c.started_at >= ? order by 1, 2",
+            since,
+        )
+        agent_usage = await self._select(
+            "select agent_type, count(*) as runs, sum(llm_calls) as llm_calls, sum(prompt_tokens) as prompt_tokens, "
+            "sum(completion_tokens) as completion_tokens, sum(total_tokens) as total_tokens, "
+            "sum(tool_calls) as tool_calls, sum(tool_errors) as tool_errors "
+            "from agent_runs group by agent_type order by agent_type",
+            [],
+        )
+        tool_errors = await self._select(
+            "select name, count(*) as calls, sum(is_error) as errors, "
+            "cast(sum(is_error) as real) / count(*) as error_rate, avg(duration_ms) as avg_duration_ms "
+            "from tool_calls group by name order by name",
+            [],
+        )
+        return Report(volume, outcomes, _daily_latency(replies), agent_usage, tool_errors)
+
     async def aclose(self) -> None:
         await self._db.close()
+
+
+def _daily_latency(replies: list[Row]) -> list[Row]:
+    by_day: dict[str, list[float]] = {}
+    for r in replies:
+        by_day.setdefault(r["day"], []).append(float(r["ms"]))
+    return [
+        {
+            "day": day,
+            "replies": len(ms),
+            "p50_ms": percentile_cont(ms, 0.5),
+            "p95_ms": percentile_cont(ms, 0.95),
+            "max_ms": ms[-1],
+        }
+        for day, ms in by_day.items()
+    ]
+
+
+def percentile_cont(ordered: list[float], q: float) -> float:
+    """Postgres's `percentile_cont`: linear interpolation between the closest ranks."""
+    at = q * (len(ordered) - 1)
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
 
 
 def _filters(*, status: str | None = None, phone: str | None = None, today: bool = False) -> tuple[str, list[Any]]:

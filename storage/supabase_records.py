@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -15,9 +16,11 @@ from storage.records import (
     CallRecord,
     ConversationDetail,
     ConversationStore,
+    Report,
     Row,
     StatusStats,
     pick,
+    report_since,
 )
 from storage.supabase_client import SupabaseBackend
 
@@ -112,6 +115,27 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         view = "conversation_stats_today" if today else "conversation_stats_by_status"
         rows = (await self._call("stats", self._client.table(view).select("*").order("status").execute())).data
         return [StatusStats(**row) for row in rows]
+
+
+    async def report(self, *, days: int = 7) -> Report:
+        since = report_since(days)
+
+        async def view(name: str, order: str, *, daily: bool) -> list[Row]:
+            query = self._client.table(name).select("*")
+            if daily:
+                query = query.gte("day", since)
+            for column in order.split(","):
+                query = query.order(column)
+            return list((await self._call(f"report {name}", query.execute())).data)
+
+        sections = await asyncio.gather(
+            view("daily_call_volume", "day", daily=True),
+            view("daily_outcomes", "day,outcome", daily=True),
+            view("daily_latency", "day", daily=True),
+            view("agent_usage_by_type", "agent_type", daily=False),
+            view("tool_error_rates", "name", daily=False),
+        )
+        return Report(*sections)
 
 
 def _start_of_today_utc() -> str:

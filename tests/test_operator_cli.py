@@ -64,8 +64,16 @@ async def test_list_show_stats_replay(backend: str, tmp_path: Path, request: pyt
     assert json.loads(cli(env, "show", completed, "--json").stdout)["messages"][1]["interrupted"] is True
     assert cli(env, "show", "no-such-call").returncode == 1
 
-    stats = {s["status"]: s["count"] for s in json.loads(cli(env, "stats", "--json").stdout)}
+    figures = json.loads(cli(env, "stats", "--json").stdout)
+    stats = {s["status"]: s["count"] for s in figures["by_status"]}
     assert stats.get("completed") == 1
+    assert sum(day["calls"] for day in figures["volume"]) == sum(stats.values())
+    assert max(day["max_ms"] for day in figures["latency"]) == pytest.approx(920)
+    assert {"outcomes", "agent_usage", "tool_errors"} <= set(figures)
+    table = cli(env, "stats").stdout
+    for title in ("By status", "Calls per day", "Outcomes per day", "Reply latency per day", "Agent runs by type",
+                  "Tool calls and errors"):
+        assert title in table
 
     # The open call's journal is still locked by this process: replay must leave it alone.
     replay = json.loads(cli(env, "replay", "--json").stdout)

@@ -133,6 +133,42 @@ async def test_stats_by_status(store: ConversationStore) -> None:
 
 
 @pytest.mark.asyncio
+async def test_report_gives_the_reporting_views_figures(store: ConversationStore) -> None:
+    def call(cid: str, *, outcome: str, status: str, days_ago: int, e2e: list[float], tool_error: bool) -> CallRecord:
+        r = record(cid, messages=2 * len(e2e), status=status, minutes_ago=days_ago * 24 * 60)
+        r.conversation["outcome"] = outcome
+        for m, seconds in zip([m for m in r.messages if m["role"] == "assistant"], e2e, strict=True):
+            m["metadata"] = {"metrics": {"e2e_latency": seconds}}
+        for m in r.messages:
+            if m["role"] == "user":
+                m["metadata"] = {"metrics": {"end_of_turn_delay": 0.3}}  # not a reply: not counted
+        r.tool_calls[0]["is_error"] = tool_error
+        return r
+
+    await store.write_call(call("c-main", outcome="booked", status="completed", days_ago=0, e2e=[0.5, 1.5],
+                                tool_error=False))
+    await store.write_call(call("r2", outcome="abandoned", status="abandoned", days_ago=0, e2e=[1.0],
+                                tool_error=True))
+    await store.write_call(call("old", outcome="booked", status="completed", days_ago=10, e2e=[9.0],
+                                tool_error=False))
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+
+    report = await store.report(days=7)
+
+    assert report.volume == [{"day": today, "calls": 2, "completed": 1, "abandoned": 1, "failed": 0,
+                              "avg_duration_seconds": pytest.approx(12.5)}]
+    assert report.outcomes == [{"day": today, "outcome": "abandoned", "calls": 1},
+                               {"day": today, "outcome": "booked", "calls": 1}]
+    assert report.latency == [{"day": today, "replies": 3, "p50_ms": pytest.approx(1000.0),
+                               "p95_ms": pytest.approx(1450.0), "max_ms": pytest.approx(1500.0)}]
+    assert report.agent_usage == [{"agent_type": "ReceptionAgent", "runs": 1, "llm_calls": 2, "prompt_tokens": 40,
+                                   "completion_tokens": 10, "total_tokens": 50, "tool_calls": 1, "tool_errors": 0}]
+    assert report.tool_errors == [{"name": "verify_caller", "calls": 3, "errors": 1,
+                                   "error_rate": pytest.approx(1 / 3), "avg_duration_ms": pytest.approx(12.0)}]
+    assert len((await store.report(days=30)).volume) == 2, "the older day is in a longer report"
+
+
+@pytest.mark.asyncio
 async def test_unicode_controls_and_rtl_marks_survive(store: ConversationStore) -> None:
     text = "\u200fمرحبا\u200e hello \t\x01\x1b[31m 😀 \u202eevil\u202c  اسمي أحمد"
     await store.write_call(record("c-main", messages=1, content=text))
