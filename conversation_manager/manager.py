@@ -278,6 +278,9 @@ class ConversationManager:
             requests = await asyncio.wait_for(self._store.write_call(record), max(0.05, deadline - time.monotonic()))
         except (StoreError, TimeoutError) as e:
             error = str(e) or f"timed out after {self._flush_timeout:g}s"
+        except Exception as e:  # whatever else a store does wrong, the journal stays for replay
+            logger.exception("end-of-call write raised", extra={"conversation_id": cid})
+            error = f"{type(e).__name__}: {e}"
         flush_ms = (time.perf_counter() - began) * 1000
         saved = error is None
         if saved:

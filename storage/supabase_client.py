@@ -45,6 +45,8 @@ class SupabaseBackend:
             raise StoreError(f"{what}: {code or 'error'} {e.message}") from e
         except httpx.HTTPError as e:
             raise StoreError(f"{what}: {type(e).__name__} {e}") from e
+        except UnicodeEncodeError as e:  # a lone surrogate cannot become a URL or a JSON body
+            raise StoreError(f"{what}: the request cannot be encoded ({e.reason})") from e
 
     async def aclose(self) -> None:
         await self._client.postgrest.aclose()

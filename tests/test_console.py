@@ -127,7 +127,10 @@ def test_console_text_mode_round_trip(fake_server: FakeServerProcess, tmp_path: 
     assert child.exitstatus == 0, f"exit status {child.exitstatus}, signal {child.signalstatus}"
     assert "Traceback" not in "".join(transcript)
 
-    [chat] = [r for r in fake_server.requests() if r["path"] == "/v1/chat/completions"]
+    # the turn, then (at the end of the call) the summary
+    [chat, summary] = [r for r in fake_server.requests() if r["path"] == "/v1/chat/completions"]
+    assert summary["json"]["messages"][0]["content"] == prompts.load("en", "summary_instructions")
+    assert "tools" not in summary["json"]
     defaults = Settings()
     messages = chat["json"]["messages"]
     assert messages[0]["role"] == "system"
@@ -141,7 +144,10 @@ def test_console_text_mode_round_trip(fake_server: FakeServerProcess, tmp_path: 
 
     # The worker's shutdown path wrote the call's record to the embedded store.
     with sqlite3.connect(tmp_path / "data" / "records.sqlite3") as db:
-        [(cid, status, count)] = db.execute("select conversation_id, status, message_count from conversations")
+        [(cid, status, count, summary_text)] = db.execute(
+            "select conversation_id, status, message_count, summary from conversations"
+        )
+        assert summary_text == REPLY, "the LLM's summary (the fake server repeats its reply)"
         turns = db.execute("select role, content from messages where conversation_id = ? order by seq", (cid,))
         assert (status, count) == ("completed", 3)
         assert [role for role, _ in turns] == ["assistant", "user", "assistant"]

@@ -13,7 +13,8 @@ from conversation_manager import ConversationManager, new_conversation_id
 from conversation_manager.journal import pending_journals, read_events
 from conversation_manager.transcript import MAX_CONTENT_CHARS
 from scripts.local_supabase import Stack
-from storage.records import ConversationStore
+from storage.records import CallRecord, ConversationStore
+from storage.sqlite_records import SQLiteConversationStore
 from tests.record_stores import BACKENDS, open_store
 
 
@@ -142,3 +143,24 @@ async def test_latency_summary_of_the_replies(store: ConversationStore, tmp_path
     assert detail is not None
     c = detail.conversation
     assert (c["latency_p50_ms"], c["latency_p95_ms"], c["latency_max_ms"], c["slow_turns"]) == (800, 2400, 2400, 2)
+
+
+class DriverBugStore(SQLiteConversationStore):
+    """A real store whose bulk write hits a bug of its driver (not a `StoreError`)."""
+
+    async def write_call(self, record: CallRecord) -> int:
+        raise RuntimeError("driver bug")
+
+
+@pytest.mark.asyncio
+async def test_a_store_failing_in_an_unexpected_way_keeps_the_journal(tmp_path: Path) -> None:
+    store = await DriverBugStore.open(tmp_path / "records.sqlite3")
+    manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+    await manager.start_conversation(None, "room", "caller")
+    manager.add_message_to_local_transcript("user", "Hello")
+
+    result = await manager.end_conversation()
+    await store.aclose()
+
+    assert not result.saved and result.error == "RuntimeError: driver bug"
+    assert [p.name for p in pending_journals(tmp_path / "journal")] == [f"{result.conversation_id}.jsonl"]

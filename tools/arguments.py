@@ -68,7 +68,7 @@ def email(value: object) -> str | None:
     text = _text(value, MAX_EMAIL, "email_invalid").replace(" ", "")
     if not text:
         return None
-    if not _EMAIL.fullmatch(text):
+    if not _EMAIL.fullmatch(text) or not text.isprintable():  # invisible marks (U+202E, U+200B) spoof addresses
         raise DeskError("email_invalid")
     return text.lower()
 

@@ -123,7 +123,8 @@ def normalize_ref(raw: object, prefix: str) -> str:
 
 
 def has_control_chars(text: str) -> bool:
-    return any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in text)
+    """Control characters, line separators, and lone surrogates (which no store can encode)."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" or "\ud800" <= c <= "\udfff" for c in text)
 
 
 def is_unclear(text: str | None, confidence: float | None = None, *, min_confidence: float = 0.35) -> bool:

@@ -1,0 +1,93 @@
+"""Load: 50 simulated calls at once, 40 turns each, all ending within the same second.
+
+    python bench/load.py [--calls 50] [--turns 40]     # starts its own local Supabase stack
+
+Each call is a real text-mode `AgentSession` with the reception and appointments agents
+(scripted LLM: verify, list, book, confirm, cancel, save details, chat), its own record
+and appointment stores, and its own journal; every call has its own customer and day of
+slots (tests/load_calls.py). After the last turn every session closes and every call
+ends at once. Then the database is read with psql and compared with what each session
+said and did: every message, tool call and agent run stored exactly once, no line in
+another call's record, the bookings and cancellations in place.
+
+Baseline, measured first in the same run: one call alone, same script.
+Last line: RESULT calls=<n> errors=<n> missing_rows=<n> flush_p95_ms=<ms> mb_per_call=<mb>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from conversation_manager.journal import pending_journals
+from scripts.local_supabase import start_stack
+from tests.load_calls import LoadRun, call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def flushes(run: LoadRun) -> list[float]:
+    return [o.end.flush_ms for o in run.outcomes if o.end is not None]
+
+
+async def main(calls: int, turns: int) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    stack = start_stack()
+    try:
+        plans = plan_calls(calls + 1)
+        seed(stack, plans)
+        with tempfile.TemporaryDirectory() as tmp, quiet_livekit():
+            solo = await run_calls(stack, plans[:1], turns, Path(tmp) / "solo")
+            began = time.perf_counter()
+            run = await run_calls(stack, plans[1:], turns, Path(tmp) / "load")
+            took = time.perf_counter() - began
+            pending = len(pending_journals(Path(tmp) / "load"))
+        stored = check_stored(stack, solo.outcomes + run.outcomes)
+    finally:
+        stack.stop()
+
+    failures = call_failures(solo) + call_failures(run)
+    for line in [*failures, *stored.problems][:20]:
+        print(f"  ! {line}")
+    solo_ms = flushes(solo)[0] if flushes(solo) else float("nan")
+    load_ms = flushes(run) or [float("nan")]
+    p50, p95, worst = percentile(load_ms, 0.50), percentile(load_ms, 0.95), max(load_ms)
+    expected = sum(o.expected_messages + o.tool_calls + o.agent_runs + 1 for o in run.outcomes + solo.outcomes)
+    total = sum(stored.rows.values())
+    print(f"{calls} calls x {turns} turns in {took:.1f} s ({calls * turns / took:.0f} turns/s), "
+          f"whole run {time.perf_counter() - started:.1f} s")
+    print(f"per call: {run.outcomes[0].expected_messages} messages, {run.outcomes[0].tool_calls} tool calls, "
+          f"{run.outcomes[0].agent_runs} agent runs")
+    print(f"ends spread over {run.end_spread_ms:.1f} ms (all {calls} end_conversation calls started within it)")
+    print(f"flush alone (baseline): {solo_ms:.1f} ms")
+    print(f"flush under load: p50 {p50:.1f} ms ({p50 / solo_ms:.1f}x), p95 {p95:.1f} ms ({p95 / solo_ms:.1f}x), "
+          f"max {worst:.1f} ms ({worst / solo_ms:.1f}x)")
+    print(f"rows stored: {total} of {expected} expected "
+          + ", ".join(f"{table} {n}" for table, n in sorted(stored.rows.items())))
+    print(f"journals left pending: {pending}")
+    print(f"memory: RSS {run.rss_before_mb:.0f} MB before, {run.rss_peak_mb:.0f} MB with {calls} calls open "
+          f"({run.mb_per_call:.2f} MB per call; the first call alone, warm-up included: {solo.mb_per_call:.2f} MB)")
+    errors = len(failures) + len(stored.problems) + pending
+    print(f"RESULT calls={calls} errors={errors} missing_rows={stored.missing_rows} flush_p95_ms={p95:.1f} "
+          f"mb_per_call={run.mb_per_call:.2f}")
+    return 1 if errors or stored.missing_rows else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=40)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.calls, args.turns)))
