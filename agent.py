@@ -22,7 +22,9 @@ from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cl
 from livekit.plugins import openai
 
 import prompts
+from avatar import AvatarConfig, AvatarLifecycle
 from conversation_manager import ConversationManager, replay_pending
+from conversation_manager.manager import new_conversation_id
 from conversation_manager.session_events import attach
 from conversation_manager.summary import written_summary
 from settings import Mode, Settings, load_or_exit
@@ -88,27 +90,39 @@ class Call:
     appointments: AppointmentStore
     summarize: Callable[[], Awaitable[str | None]] | None = None
     """Asks the call's LLM for the end-of-call summary (None when it cannot in time)."""
+    avatar: AvatarLifecycle | None = None
 
 
-async def identify_caller(ctx: JobContext, manager: ConversationManager, desk: AppointmentDesk) -> None:
-    """Attach the caller's identity and, for SIP, their phone number to the record."""
+async def identify_caller(
+    ctx: JobContext, manager: ConversationManager, desk: AppointmentDesk
+) -> rtc.RemoteParticipant | None:
+    """Wait for the caller (bounded); attach their identity and, for SIP, their phone number to the record."""
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(), CALLER_JOIN_TIMEOUT)
     except TimeoutError:
         logger.warning("no caller joined within %.0fs", CALLER_JOIN_TIMEOUT)
-        return
+        return None
     is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
-    manager.update_conversation(
-        participant_identity=participant.identity, metadata={"channel": "sip" if is_sip else "webrtc"}
-    )
-    phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
-    if phone:
-        manager.set_caller_details(phone=phone)
-    # The phone used for verification comes from the call, never from the LLM.
-    desk.caller_identified(phone=phone, is_sip=is_sip, participant_identity=participant.identity)
+    # The session waits for this: a caller whose details cannot be attached still gets the call.
+    try:
+        manager.update_conversation(
+            participant_identity=participant.identity, metadata={"channel": "sip" if is_sip else "webrtc"}
+        )
+        phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
+        phone = phone if isinstance(phone, str) else None  # console's simulated caller has no real attributes
+        if phone:
+            manager.set_caller_details(phone=phone)
+        # The phone used for verification comes from the call, never from the LLM.
+        desk.caller_identified(phone=phone, is_sip=is_sip, participant_identity=participant.identity)
+    except Exception:
+        logger.exception("could not attach the caller's details to the call")
+    return participant
 
 
 async def entrypoint(ctx: JobContext) -> None:
+    # Tag every log line of the call, LiveKit's included, before anything else logs.
+    conversation_id = new_conversation_id(ctx.room.name)
+    ctx.log_context_fields = {**ctx.log_context_fields, "conversation_id": conversation_id}
     settings = Settings.from_env()
     store = await open_record_store(settings)
     manager = ConversationManager(
@@ -120,18 +134,9 @@ async def entrypoint(ctx: JobContext) -> None:
         slow_turn_ms=settings.slow_turn_ms,
     )
     appointments = await open_appointment_store(settings)
-    ctx.proc.userdata[CALL_KEY] = Call(manager, store, appointments)
-    conversation_id = await manager.start_conversation(None, ctx.room.name, None, {"job_id": ctx.job.id})
-    ctx.log_context_fields = {**ctx.log_context_fields, "conversation_id": conversation_id}
+    ctx.proc.userdata[CALL_KEY] = call = Call(manager, store, appointments)
+    await manager.start_conversation(conversation_id, ctx.room.name, None, {"job_id": ctx.job.id})
 
-    session = build_session(settings, vad=ctx.proc.userdata.get("vad"))
-    if isinstance(model := session.llm, llm.LLM):
-        ctx.proc.userdata[CALL_KEY].summarize = lambda: written_summary(
-            model, settings.language, manager.transcript.messages, timeout=settings.summary_timeout
-        )
-    attach(session, manager)
-    # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
-    session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
     status = RoomStatusPublisher(ctx.room)
     desk = AppointmentDesk(
         appointments,
@@ -140,8 +145,24 @@ async def entrypoint(ctx: JobContext) -> None:
         transfer=transfer_sip_participant,
         status=status,
     )
+    # Who calls decides the avatar (never for a phone), so the caller is known before the session.
+    participant = await identify_caller(ctx, manager, desk)
+    console = cli.AgentsConsole.get_instance().enabled  # no video there, and no Tavus bill
+    avatar_config = None if console else AvatarConfig.from_settings(settings)
+    call.avatar = avatar = AvatarLifecycle.for_call(avatar_config, participant, record=manager)
+
+    session = build_session(settings, vad=ctx.proc.userdata.get("vad"), avatar=avatar.enabled)
+    if isinstance(model := session.llm, llm.LLM):
+        ctx.proc.userdata[CALL_KEY].summarize = lambda: written_summary(
+            model, settings.language, manager.transcript.messages, timeout=settings.summary_timeout
+        )
+    attach(session, manager)
+    # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
+    session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
+    # The greeting starts when the avatar's video is up or it has failed (voice-only), not after a delay.
+    avatar.attach(session)
+    avatar.start(ctx.room)
     await session.start(agent=ReceptionAgent(persona_for(settings), desk=desk), room=ctx.room)
-    ctx.proc.userdata["identify_task"] = asyncio.create_task(identify_caller(ctx, manager, desk))
 
 
 async def on_session_end(ctx: JobContext) -> None:
@@ -150,11 +171,15 @@ async def on_session_end(ctx: JobContext) -> None:
     call: Call | None = ctx.proc.userdata.pop(CALL_KEY, None)
     if call is None:
         return
+    # Tavus bills until a conversation ends: end them (bounded) while the record is written.
+    avatar_closed = asyncio.ensure_future(call.avatar.aclose()) if call.avatar is not None else None
     try:
         summary = await call.summarize() if call.summarize is not None else None
         result = await call.manager.end_conversation(summary=summary)
         logger.info("call record: %s", result.as_dict())
     finally:
+        if avatar_closed is not None:
+            await avatar_closed
         await call.store.aclose()
         await call.appointments.aclose()
 

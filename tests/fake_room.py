@@ -1,0 +1,289 @@
+"""A simulated LiveKit room and server API, for offline avatar tests (there is no LiveKit server here).
+
+`FakeRoom` offers the part of `rtc.Room` that the Tavus plugin, the agents framework's
+avatar helpers (`utils.wait_for_participant`, `wait_for_track_publication`,
+`DataStreamAudioOutput`) and the worker's avatar lifecycle use:
+
+- `name`, `isconnected()`, `connection_state`, `remote_participants` (keyed by identity),
+  `on/off` (a real `rtc.EventEmitter`) with the events a real room emits in the same order:
+  `participant_connected` + `participant_active` on join, `track_published` +
+  `track_subscribed` on publish, `track_unpublished` + `participant_disconnected` on leave;
+- `local_participant` (the agent): `identity`, `register_rpc_method`, `perform_rpc` (to a remote
+  participant's handlers; `RECIPIENT_NOT_FOUND` when it is gone, as LiveKit answers),
+  `stream_bytes` (byte streams delivered to the destination participant while it is in the
+  room, dropped once it has left), `publish_data`.
+
+Remote participants are driven by the test (`join`, `publish`, `leave`); a participant may
+handle byte streams and RPCs sent to it (the simulated Tavus replica does, see
+`tests/fake_replica.py`) and call the agent's RPC methods (`call_agent`).
+
+`FakeLiveKitAPI` is a local HTTP server answering the one LiveKit server API call the plugin
+makes (`RoomService/RemoveParticipant`, Twirp over protobuf, checking the request's JWT),
+acting on the `FakeRoom`. Every room event goes to `timeline` with its `time.perf_counter()`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from livekit import api, rtc
+
+StreamHandler = Callable[["StreamChunk"], None]
+RpcHandler = Callable[[rtc.RpcInvocationData], str | Awaitable[str]]
+_ids = itertools.count(1)
+
+
+@dataclass
+class FakeTrackPublication:
+    sid: str
+    kind: rtc.TrackKind.ValueType
+    name: str
+    source: rtc.TrackSource.ValueType
+    subscribed: bool = True
+    muted: bool = False
+    track: Any = None
+
+
+@dataclass
+class FakeRemoteParticipant:
+    identity: str
+    kind: rtc.ParticipantKind.ValueType
+    attributes: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    metadata: str = ""
+    sid: str = field(default_factory=lambda: f"PA_{next(_ids)}")
+    state: rtc.ParticipantState.ValueType = rtc.ParticipantState.PARTICIPANT_STATE_ACTIVE
+    track_publications: dict[str, FakeTrackPublication] = field(default_factory=dict)
+    on_stream: StreamHandler | None = None
+    rpc_handlers: dict[str, RpcHandler] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of a byte stream as its destination receives it; `data` None marks the stream's end."""
+
+    stream_id: str
+    sender: str
+    topic: str
+    attributes: dict[str, str]
+    data: bytes | None
+    at: float
+
+
+class FakeByteStreamWriter:
+    def __init__(self, room: FakeRoom, *, topic: str, destinations: list[str], attributes: dict[str, str]) -> None:
+        self._room = room
+        self._topic = topic
+        self._destinations = destinations
+        self._attributes = attributes
+        self.stream_id = f"BS_{next(_ids)}"
+        self.closed = False
+
+    async def write(self, data: bytes) -> None:
+        if self.closed:
+            raise RuntimeError("byte stream already closed")
+        self._deliver(bytes(data))
+
+    async def aclose(self, *, reason: str = "", attributes: dict[str, str] | None = None) -> None:
+        if not self.closed:
+            self.closed = True
+            self._deliver(None)
+
+    def _deliver(self, data: bytes | None) -> None:
+        chunk = StreamChunk(
+            self.stream_id,
+            self._room.local_participant.identity,
+            self._topic,
+            self._attributes,
+            data,
+            time.perf_counter(),
+        )
+        for identity in self._destinations:
+            participant = self._room.remote_participants.get(identity)
+            if participant is not None and participant.on_stream is not None:
+                participant.on_stream(chunk)
+
+
+class FakeLocalParticipant:
+    def __init__(self, room: FakeRoom, identity: str) -> None:
+        self._room = room
+        self.identity = identity
+        self.sid = f"PA_{next(_ids)}"
+        self.name = identity
+        self.kind = rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        self.attributes: dict[str, str] = {}
+        self.track_publications: dict[str, FakeTrackPublication] = {}
+        self._rpc_handlers: dict[str, RpcHandler] = {}
+        self.data_packets: list[tuple[bytes, str, list[str] | None]] = []
+
+    def register_rpc_method(self, method_name: str, handler: RpcHandler | None = None) -> Any:
+        if handler is None:
+            return lambda fn: self.register_rpc_method(method_name, fn)
+        self._rpc_handlers[method_name] = handler
+        return None
+
+    def unregister_rpc_method(self, method: str) -> None:
+        self._rpc_handlers.pop(method, None)
+
+    async def perform_rpc(
+        self,
+        *,
+        destination_identity: str,
+        method: str,
+        payload: str,
+        response_timeout: float | None = None,
+        max_round_trip_latency: float | None = None,
+    ) -> str:
+        participant = self._room.remote_participants.get(destination_identity)
+        if participant is None:
+            raise rtc.RpcError(rtc.RpcError.ErrorCode.RECIPIENT_NOT_FOUND, "Recipient not found")
+        handler = participant.rpc_handlers.get(method)
+        if handler is None:
+            raise rtc.RpcError(rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD, "Method not supported at destination")
+        data = rtc.RpcInvocationData(f"RQ_{next(_ids)}", self.identity, payload, response_timeout or 10.0, method)
+        result = handler(data)
+        return await result if inspect.isawaitable(result) else result
+
+    async def stream_bytes(
+        self,
+        name: str,
+        *,
+        total_size: int | None = None,
+        mime_type: str = "application/octet-stream",
+        attributes: dict[str, str] | None = None,
+        stream_id: str | None = None,
+        destination_identities: list[str] | None = None,
+        topic: str = "",
+    ) -> FakeByteStreamWriter:
+        destinations = destination_identities or list(self._room.remote_participants)
+        return FakeByteStreamWriter(self._room, topic=topic, destinations=destinations, attributes=attributes or {})
+
+    async def publish_data(
+        self,
+        payload: bytes | str,
+        *,
+        reliable: bool = True,
+        destination_identities: list[str] | None = None,
+        topic: str = "",
+    ) -> None:
+        data = payload.encode() if isinstance(payload, str) else payload
+        self.data_packets.append((data, topic, destination_identities))
+
+
+class FakeRoom(rtc.EventEmitter[str]):
+    def __init__(self, name: str = "call-room", *, agent_identity: str = "agent-AJ_test") -> None:
+        super().__init__()
+        self.name = name
+        self.connection_state = rtc.ConnectionState.CONN_CONNECTED
+        self.local_participant = FakeLocalParticipant(self, agent_identity)
+        self.remote_participants: dict[str, FakeRemoteParticipant] = {}
+        self.timeline: list[tuple[float, str, str]] = []
+
+    def isconnected(self) -> bool:
+        return self.connection_state == rtc.ConnectionState.CONN_CONNECTED
+
+    def events(self, what: str, identity: str | None = None) -> list[float]:
+        """Times (perf_counter) of the timeline entries `what` (for `identity`, if given)."""
+        return [t for t, w, who in self.timeline if w == what and (identity is None or who == identity)]
+
+    def note(self, what: str, identity: str) -> None:
+        self.timeline.append((time.perf_counter(), what, identity))
+
+    def join(
+        self,
+        identity: str,
+        *,
+        kind: rtc.ParticipantKind.ValueType = rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD,
+        attributes: dict[str, str] | None = None,
+    ) -> FakeRemoteParticipant:
+        if identity in self.remote_participants:
+            raise ValueError(f"{identity!r} is already in the room")
+        participant = FakeRemoteParticipant(identity, kind, dict(attributes or {}), name=identity)
+        self.remote_participants[identity] = participant
+        self.note("participant_connected", identity)
+        self.emit("participant_connected", participant)
+        self.emit("participant_active", participant)
+        return participant
+
+    def publish(self, identity: str, kind: rtc.TrackKind.ValueType) -> FakeTrackPublication:
+        participant = self.remote_participants[identity]
+        video = kind == rtc.TrackKind.KIND_VIDEO
+        publication = FakeTrackPublication(
+            f"TR_{next(_ids)}",
+            kind,
+            "video" if video else "audio",
+            rtc.TrackSource.SOURCE_CAMERA if video else rtc.TrackSource.SOURCE_MICROPHONE,
+        )
+        participant.track_publications[publication.sid] = publication
+        self.note("video_published" if video else "audio_published", identity)
+        self.emit("track_published", publication, participant)
+        self.emit("track_subscribed", publication.track, publication, participant)
+        return publication
+
+    def leave(self, identity: str) -> bool:
+        participant = self.remote_participants.pop(identity, None)
+        if participant is None:
+            return False
+        for publication in list(participant.track_publications.values()):
+            self.emit("track_unpublished", publication, participant)
+        participant.track_publications.clear()
+        self.note("participant_disconnected", identity)
+        self.emit("participant_disconnected", participant)
+        return True
+
+    async def call_agent(self, caller_identity: str, method: str, payload: str) -> str:
+        """A remote participant calls an RPC method the agent registered."""
+        handler = self.local_participant._rpc_handlers.get(method)
+        if handler is None:
+            raise rtc.RpcError(rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD, "Method not supported at destination")
+        data = rtc.RpcInvocationData(f"RQ_{next(_ids)}", caller_identity, payload, 10.0, method)
+        result = handler(data)
+        return await result if inspect.isawaitable(result) else result
+
+
+class FakeLiveKitAPI:
+    """`RoomService/RemoveParticipant` over HTTP (what `AvatarSession.aclose()` calls), on a FakeRoom."""
+
+    def __init__(self, room: FakeRoom, *, api_key: str, api_secret: str) -> None:
+        self.room = room
+        self._verifier = api.TokenVerifier(api_key, api_secret)
+        self.removed: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> FakeLiveKitAPI:
+        app = web.Application()
+        app.router.add_post("/twirp/livekit.RoomService/RemoveParticipant", self._remove_participant)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"ws://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _remove_participant(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            grants = self._verifier.verify(token).video
+        except Exception:
+            return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+        target = api.RoomParticipantIdentity.FromString(await request.read())
+        if grants is None or not grants.room_admin or grants.room != target.room or target.room != self.room.name:
+            return web.json_response({"code": "permission_denied", "msg": "no room_admin grant"}, status=403)
+        if not self.room.leave(target.identity):
+            return web.json_response({"code": "not_found", "msg": "participant not found"}, status=404)
+        self.removed.append(target.identity)
+        return web.Response(
+            body=api.RemoveParticipantResponse().SerializeToString(), content_type="application/protobuf"
+        )
