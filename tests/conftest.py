@@ -9,11 +9,14 @@ them: CI must not pass with the stack tests silently left out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from scripts.local_supabase import Stack, StackError, start_stack
+from tests.test_desk_scenarios import World, sqlite_world, supabase_world
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +47,24 @@ def clean_db(supabase_stack: Stack) -> Stack:
     """The session stack with every table of the public schema emptied (identities restarted)."""
     supabase_stack.truncate_public_tables()
     return supabase_stack
+
+
+# ------------------------------------------------------------------------- the appointment desk's world
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    """A seeded embedded (SQLite) appointment store; see tests/test_desk_scenarios.py."""
+    async with sqlite_world(tmp_path) as w:
+        yield w
+
+
+@pytest_asyncio.fixture(params=["sqlite", "supabase"])
+async def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    """The same world in both backends: the critical flows run against each."""
+    if request.param == "sqlite":
+        async with sqlite_world(tmp_path) as w:
+            yield w
+    else:
+        async with supabase_world(request.getfixturevalue("clean_db")) as w:
+            yield w

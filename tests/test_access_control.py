@@ -276,22 +276,6 @@ async def test_a_forged_or_expired_token_is_refused(seeded: Stack) -> None:
 # ------------------------------------------------------------------------- one customer cannot reach another
 
 
-@pytest_asyncio.fixture(params=["sqlite", "supabase"])
-async def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    if request.param == "sqlite":
-        async with sqlite_world(tmp_path) as w:
-            yield w
-    else:
-        async with supabase_world(request.getfixturevalue("clean_db")) as w:
-            yield w
-
-
-@pytest_asyncio.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with sqlite_world(tmp_path) as w:
-        yield w
-
-
 def invented_references(world: World) -> list[str]:
     """What a model might pass as a reference: the other customers' real ids, refs never shown,
     and text that looks like SQL or PostgREST filter syntax."""

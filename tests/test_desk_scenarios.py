@@ -20,7 +20,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
 from livekit.agents import AgentSession, llm
 from livekit.agents.llm import ToolError
 from livekit.agents.voice.run_result import RunResult
@@ -179,23 +178,6 @@ async def supabase_world(stack: Any) -> AsyncIterator[World]:
         for s in [store, *extra]:
             await s.aclose()
         await admin.postgrest.aclose()
-
-
-@pytest_asyncio.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with sqlite_world(tmp_path) as w:
-        yield w
-
-
-@pytest_asyncio.fixture(params=["sqlite", "supabase"])
-async def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    """The critical flows run against both backends."""
-    if request.param == "sqlite":
-        async with sqlite_world(tmp_path) as w:
-            yield w
-    else:
-        async with supabase_world(request.getfixturevalue("clean_db")) as w:
-            yield w
 
 
 # ------------------------------------------------------------------------- the call
