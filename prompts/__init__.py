@@ -106,6 +106,7 @@ REQUIRED: dict[str, frozenset[str]] = {
     "unknown_slot": frozenset({"ref"}),
     "verify_failed": frozenset(),
     "verify_failed_offer_human": frozenset(),
+    "verify_interrupted": frozenset(),
     "verify_locked": frozenset(),
     "verify_locked_now": frozenset(),
     "weekdays": frozenset(),

@@ -155,6 +155,13 @@ class VerificationTools(_DeskToolset):
         Args:
             zip_code: The ZIP code as the caller said it, e.g. "12345".
         """
+        # The result and the handover go together: a barge-in must not cut the caller off from
+        # hearing it. Already interrupted: the caller is speaking (maybe correcting the code),
+        # so no attempt is counted.
+        try:
+            context.disallow_interruptions()
+        except RuntimeError:
+            raise ToolError(self.desk.phrases.line("verify_interrupted")) from None
         result = await self._run(context, "ack_verify", lambda: self.desk.verify(zip_code))
         if result.newly:
             return self._on_verified(context.session.current_agent)
