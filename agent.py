@@ -15,7 +15,6 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, llm
@@ -35,6 +34,7 @@ from tools import phrases
 from tools.agents import Persona, ReceptionAgent, transfer_sip_participant
 from tools.desk import AppointmentDesk, DeskConfig
 from tools.room_status import RoomStatusPublisher
+from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
 logger = logging.getLogger("agent")
 
@@ -46,31 +46,25 @@ CLI_MODES: dict[str, Mode] = {"dev": "dev", "start": "start", "console": "consol
 
 def prewarm(proc: JobProcess) -> None:
     """Runs once per job process before any call: load the VAD so the first call is not slow."""
-    proc.userdata["vad"] = inference.VAD()
-
-
-def turn_handling_for(settings: Settings, *, avatar: bool) -> dict[str, Any]:
-    """Turn detection, endpointing and barge-in; the avatar's output cannot pause, so no resume."""
-    return {
-        # Everything local: the bundled v1-mini end-of-turn model and VAD-based barge-in
-        # (the "adaptive" detector and turn-detector v1 are LiveKit Cloud services).
-        "turn_detection": inference.TurnDetector(version="v1-mini"),
-        "interruption": {"mode": "vad", "resume_false_interruption": not avatar},
-    }
+    proc.userdata["vad"] = build_vad(Settings.from_env())  # validated at start-up: cannot fail here
 
 
 def build_session(settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False) -> AgentSession:
-    """The production pipeline: OpenAI-compatible STT, LLM and TTS, offline VAD and turn detection."""
+    """The production pipeline: OpenAI-compatible STT, LLM and TTS, offline VAD and turn handling
+    (turn_handling.py: end-of-turn rules, barge-in, backchannels ignored while the agent speaks)."""
     client_options = {"api_key": settings.openai_key_for_client}
     if settings.openai_base_url:
         client_options["base_url"] = settings.openai_base_url
-    return AgentSession(
-        stt=openai.STT(model=settings.stt_model, language=settings.language, **client_options),
+    listener = BackchannelFilter(openai.STT(model=settings.stt_model, language=settings.language, **client_options))
+    session = AgentSession(
+        stt=listener,
         llm=openai.LLM(model=settings.llm_model, **client_options),
         tts=openai.TTS(model=settings.tts_model, voice=settings.tts_voice, **client_options),
-        vad=vad or inference.VAD(),
+        vad=vad or build_vad(settings),
         turn_handling=turn_handling_for(settings, avatar=avatar),
     )
+    listener.watch(session)
+    return session
 
 
 def persona_for(settings: Settings) -> Persona:

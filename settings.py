@@ -77,6 +77,17 @@ class Settings:
     avatar_left_early_window: float = 20.0
     avatar_max_call_duration: float = 3600.0
     avatar_participant_left_timeout: float = 10.0
+    # Turn handling (measured with bench/bargein.py; README "Turn handling and barge-in")
+    turn_detection: str = "rules"
+    vad_min_silence: float = 0.2
+    endpointing_min_delay: float = 0.2
+    endpointing_max_delay: float = 2.5
+    interruption_min_duration: float = 0.2
+    interruption_min_words: int = 0
+    false_interruption_timeout: float = 1.0
+    resume_false_interruption: bool = True
+    preemptive_generation: bool = True
+    avatar_interruption_min_duration: float = 0.8
     # Worker scaling and time budgets
     agent_name: str = ""
     load_threshold: float = 0.7
@@ -147,6 +158,18 @@ class Settings:
             avatar_participant_left_timeout=reader.number(
                 "AVATAR_PARTICIPANT_LEFT_TIMEOUT", cls.avatar_participant_left_timeout
             ),
+            turn_detection=reader.choice("TURN_DETECTION", ("rules", "model", "vad"), cls.turn_detection),
+            vad_min_silence=reader.number("VAD_MIN_SILENCE", cls.vad_min_silence),
+            endpointing_min_delay=reader.number("ENDPOINTING_MIN_DELAY", cls.endpointing_min_delay),
+            endpointing_max_delay=reader.number("ENDPOINTING_MAX_DELAY", cls.endpointing_max_delay),
+            interruption_min_duration=reader.number("INTERRUPTION_MIN_DURATION", cls.interruption_min_duration),
+            interruption_min_words=reader.integer("INTERRUPTION_MIN_WORDS") or cls.interruption_min_words,
+            false_interruption_timeout=reader.number("FALSE_INTERRUPTION_TIMEOUT", cls.false_interruption_timeout),
+            resume_false_interruption=reader.choice("RESUME_FALSE_INTERRUPTION", ("true", "false"), "true") == "true",
+            preemptive_generation=reader.choice("PREEMPTIVE_GENERATION", ("true", "false"), "true") == "true",
+            avatar_interruption_min_duration=reader.number(
+                "AVATAR_INTERRUPTION_MIN_DURATION", cls.avatar_interruption_min_duration
+            ),
             agent_name=reader.text("AGENT_NAME"),
             load_threshold=reader.number("LOAD_THRESHOLD", cls.load_threshold, maximum=1.0),
             num_idle_processes=reader.integer("NUM_IDLE_PROCESSES"),
@@ -197,6 +220,11 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
         problems.append(
             f"STILL_WORKING_AFTER ({s.still_working_after:g}) must be above ACK_DELAY "
             f"({s.acknowledgement_delay:g}): the 'still working' line comes after the acknowledgement"
+        )
+    if s.endpointing_max_delay < s.endpointing_min_delay:
+        problems.append(
+            f"ENDPOINTING_MAX_DELAY ({s.endpointing_max_delay:g}) must not be below ENDPOINTING_MIN_DELAY "
+            f"({s.endpointing_min_delay:g}): an unfinished-sounding turn waits the longer delay"
         )
     if s.summary_timeout + s.flush_timeout >= s.session_end_timeout:
         problems.append(

@@ -1,0 +1,256 @@
+"""When the caller's turn ends, and when the caller's voice stops the agent.
+
+Three parts, all tuned by measurement (`bench/bargein.py`, README "Turn handling and barge-in"):
+
+- `turn_handling_for(settings, avatar=...)`: the session's `turn_handling` (VAD barge-in with
+  a short minimum duration; a paused reply resumes after a false interruption; short
+  endpointing delays; preemptive generation) and `build_vad(settings)` (its silence window).
+- `EndOfTurnRules`: a turn detector that reads the transcript. A turn that ends on a word
+  that cannot end a sentence ("to", "my", "because", "في", "لأن", "um") is not finished, so
+  the session waits the long endpointing delay instead of answering half a sentence.
+- `BackchannelFilter`: wraps the STT. While a reply is playing, a transcript that is only a
+  backchannel ("mm-hm", "uh-huh", "اها") is dropped, so it neither interrupts the reply nor
+  becomes a turn; the paused reply then resumes. Spoken words always pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from typing import TYPE_CHECKING, Any
+
+from livekit.agents import inference, llm, stt, utils
+from livekit.agents.language import LanguageCode
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentSession
+
+    from settings import Settings
+
+logger = logging.getLogger("turn_handling")
+
+TURN_DETECTIONS = ("rules", "model", "vad")
+"""rules: VAD endpointing plus `EndOfTurnRules`; model: LiveKit's local turn-detector-v1-mini
+(audio model); vad: VAD silence alone."""
+
+
+MODEL_MIN_SILENCE = 0.25
+"""LiveKit refuses a shorter VAD silence window with its turn-detector model."""
+
+
+def build_vad(settings: Settings) -> inference.VAD:
+    """The local Silero VAD with the configured silence window (end of speech)."""
+    silence = settings.vad_min_silence
+    if settings.turn_detection == "model" and silence < MODEL_MIN_SILENCE:
+        silence = MODEL_MIN_SILENCE
+    return inference.VAD(min_silence_duration=silence)
+
+
+def turn_handling_for(settings: Settings, *, avatar: bool) -> dict[str, Any]:
+    """The session's `turn_handling`.
+
+    The avatar's output cannot pause, so a barge-in there stops the reply for good (and
+    nothing resumes): it needs a longer minimum duration, which LiveKit counts from the
+    VAD's start of speech up to its end-of-speech decision, the silence window included.
+    """
+    return {
+        "turn_detection": turn_detector(settings.turn_detection),
+        "endpointing": {"min_delay": settings.endpointing_min_delay, "max_delay": settings.endpointing_max_delay},
+        # "vad" keeps barge-in local (the "adaptive" detector is a LiveKit Cloud service).
+        "interruption": {
+            "mode": "vad",
+            "min_duration": settings.avatar_interruption_min_duration if avatar else settings.interruption_min_duration,
+            "min_words": settings.interruption_min_words,
+            "resume_false_interruption": settings.resume_false_interruption and not avatar,
+            "false_interruption_timeout": settings.false_interruption_timeout,
+        },
+        "preemptive_generation": {"enabled": settings.preemptive_generation},
+    }
+
+
+def turn_detector(kind: str) -> Any:
+    if kind == "rules":
+        return EndOfTurnRules()
+    if kind == "model":
+        return inference.TurnDetector(version="v1-mini")
+    if kind == "vad":
+        return "vad"
+    raise ValueError(f"turn detection must be one of {', '.join(TURN_DETECTIONS)}, got {kind!r}")
+
+
+# ------------------------------------------------------------------------- words
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased words without punctuation or Arabic diacritics; "mm-hm" -> ["mm", "hm"]."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")  # tashkeel, tatweel marks
+    text = text.replace("\u0640", "")  # tatweel
+    return re.findall(r"[\w']+", text.replace("-", " "))
+
+
+def _squeeze(word: str) -> str:
+    """Collapse stretched letters: "mmmm" -> "mm", "hmmm" -> "hmm", "ااه" -> "اه"."""
+    return re.sub(r"(.)\1{2,}", r"\1\1", word)
+
+
+BACKCHANNEL_WORDS = frozenset(
+    {
+        # English vocalisations (no words: "yes" or "okay" may answer the agent's question)
+        "mm", "m", "hm", "hmm", "mhm", "mmhm", "mmhmm", "uh", "huh", "uhhuh", "um", "ah", "aha", "oh", "er", "erm",
+        # Arabic
+        "اه", "آه", "اها", "آها", "أها", "امم", "ام", "مم", "همم", "هم", "إمم", "اهاه",
+    }
+)  # fmt: skip
+
+
+def is_backchannel(text: str) -> bool:
+    """True for a transcript made only of listener noises ("mm-hm", "uh huh", "اها")."""
+    words = [_squeeze(w) for w in _words(text)]
+    return bool(words) and len(words) <= 3 and all(w in BACKCHANNEL_WORDS for w in words)
+
+
+UNFINISHED_WORDS = frozenset(
+    # English: articles, prepositions, conjunctions, possessives, "I'm"-style openers, fillers.
+    """a an the to of for with at from about into onto by via and or nor but because whether if than
+    my your our their his her its i'm i'd i'll we're you're um uh er erm"""
+    # Arabic: prepositions, conjunctions, relatives, "my name / my number", "يعني" and fillers.
+    """ في من الى إلى على عن مع و او أو ثم لكن بس لأن لان إن ان أن اذا إذا لو عند اللي الذي التي اسمي رقمي
+    يعني امم""".split()
+)
+"""Words after which a sentence goes on. People hesitate mostly after such words, before
+the content word they are looking for; the two languages' lists cannot collide."""
+
+_SUBJECTS = frozenset("it that this there here he she they we you i what who which where yes no so".split())
+_PARTICLE_VERBS = frozenset("hold come go carry log sign check turn keep get got put hang let logged signed".split())
+UNFINISHED_UNLESS_AFTER = {
+    # "my name is ..." goes on; "yes it is" and "that's what it was" end.
+    **dict.fromkeys(("is", "are", "was", "were"), _SUBJECTS),
+    # "my appointment on ... Friday" goes on; "hold on" and "can I come in" end.
+    **dict.fromkeys(("on", "in"), _PARTICLE_VERBS),
+}
+
+
+def looks_unfinished(text: str) -> bool:
+    """The transcript stops where a sentence cannot end (or trails off with "..." or ",")."""
+    stripped = text.rstrip()
+    if stripped.endswith(("...", "…", ",", "،", "-")):
+        return True
+    words = [_squeeze(w) for w in _words(stripped)]
+    if not words:
+        return False
+    last, before = words[-1], words[-2] if len(words) > 1 else ""
+    if last in UNFINISHED_UNLESS_AFTER:
+        return before not in UNFINISHED_UNLESS_AFTER[last]
+    return last in UNFINISHED_WORDS
+
+
+class EndOfTurnRules:
+    """A LiveKit turn detector (`predict_end_of_turn`) over the caller's transcript.
+
+    Unfinished-looking turns get probability 0 (below the threshold: the session waits the
+    endpointing `max_delay`); the rest get 1 (it answers after `min_delay`). Instant and
+    offline, in English and Arabic; other languages fall back to VAD endpointing.
+    """
+
+    LANGUAGES = frozenset({"en", "ar"})
+
+    @property
+    def model(self) -> str:
+        return "end-of-turn-rules"
+
+    @property
+    def provider(self) -> str:
+        return "local"
+
+    async def unlikely_threshold(self, language: LanguageCode | None) -> float | None:
+        return 0.5
+
+    async def supports_language(self, language: LanguageCode | None) -> bool:
+        return language is None or LanguageCode(language).language in self.LANGUAGES
+
+    async def predict_end_of_turn(self, chat_ctx: llm.ChatContext, *, timeout: float | None = None) -> float:
+        users = [i for i in chat_ctx.items if i.type == "message" and i.role == "user"]
+        if not users:
+            return 1.0
+        text = users[-1].text_content or ""
+        return 0.0 if looks_unfinished(text) else 1.0
+
+
+# ------------------------------------------------------------------------- backchannels
+
+
+class BackchannelFilter(stt.STT):
+    """The session's STT, minus backchannels said while the agent's reply is playing.
+
+    Without it, LiveKit treats any final transcript during a reply as a barge-in: the reply
+    stops and "mm-hm" becomes a turn the LLM answers. Wraps a non-streaming STT (the
+    production OpenAI transcription models; LiveKit adds VAD segmentation around it); a
+    streaming STT is passed through unfiltered. Call `watch(session)` once the session exists.
+    """
+
+    def __init__(self, inner: stt.STT) -> None:
+        super().__init__(capabilities=inner.capabilities)
+        self._inner = inner
+        self._session: AgentSession | None = None
+        self.dropped = 0
+        if inner.capabilities.streaming:
+            logger.info("backchannel filter is off: %s streams its transcripts", inner.label)
+
+    def watch(self, session: AgentSession) -> None:
+        self._session = session
+
+    @property
+    def model(self) -> str:
+        return self._inner.model
+
+    @property
+    def provider(self) -> str:
+        return self._inner.provider
+
+    def _reply_playing(self) -> bool:
+        speech = self._session.current_speech if self._session is not None else None
+        return speech is not None and not speech.done() and not speech.interrupted
+
+    async def _recognize_impl(
+        self,
+        buffer: utils.AudioBuffer,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> stt.SpeechEvent:
+        # this wrapper's recognize() retries; the inner call must not multiply the attempts
+        once = APIConnectOptions(max_retry=0, retry_interval=conn_options.retry_interval, timeout=conn_options.timeout)
+        event = await self._inner.recognize(buffer=buffer, language=language, conn_options=once)
+        if event.alternatives and is_backchannel(event.alternatives[0].text) and self._reply_playing():
+            self.dropped += 1
+            logger.debug("backchannel during the agent's reply ignored")
+            first = event.alternatives[0]
+            return stt.SpeechEvent(
+                type=event.type,
+                request_id=event.request_id,
+                alternatives=[stt.SpeechData(text="", language=first.language)],
+            )
+        return event
+
+    def stream(
+        self,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
+    ) -> stt.RecognizeStream:
+        return self._inner.stream(language=language, conn_options=conn_options)
+
+    def _update_session_keyterms(self, keyterms: list[str]) -> None:
+        self._inner._update_session_keyterms(keyterms)
+
+    def _push_conversation_item(self, ev: Any) -> None:
+        self._inner._push_conversation_item(ev)
+
+    def prewarm(self) -> None:
+        self._inner.prewarm()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
