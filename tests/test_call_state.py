@@ -148,6 +148,14 @@ def test_unclear_turns_are_counted_and_reset_by_a_clear_one() -> None:
     assert not state.should_offer_human_for_unclear
     assert (state.unclear_turns, state.consecutive_unclear) == (2, 0)
     assert is_unclear("") and is_unclear(" ؟ ") and not is_unclear("نعم") and not is_unclear("yes", 0.9)
+    assert is_unclear("yes", 0.2), "a low confidence the STT reported"
+
+
+def test_an_stt_that_reports_no_confidence_does_not_make_every_turn_unclear() -> None:
+    state = CallState()
+    for i in range(3):  # LiveKit's SpeechData.confidence defaults to 0.0; the OpenAI STT leaves it there
+        state.note_user_message(f"m{i}", "I need an appointment", 0.0)
+    assert (state.unclear_turns, state.should_offer_human_for_unclear) == (0, False)
 
 
 def test_one_acknowledgement_per_turn() -> None:

@@ -128,10 +128,13 @@ def has_control_chars(text: str) -> bool:
 
 
 def is_unclear(text: str | None, confidence: float | None = None, *, min_confidence: float = 0.35) -> bool:
-    """A caller turn with nothing to understand: no letters or digits, or low STT confidence."""
+    """A caller turn with nothing to understand: no letters or digits, or low STT confidence.
+
+    A confidence of 0 means "not reported": it is LiveKit's default, and the OpenAI STT never sets it.
+    """
     if not text or not _WORDS.search(text):
         return True
-    return confidence is not None and 0 <= confidence < min_confidence
+    return confidence is not None and 0 < confidence < min_confidence
 
 
 @dataclass
