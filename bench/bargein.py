@@ -289,18 +289,26 @@ async def gather_limited(jobs: list[Awaitable[None]], limit: int) -> list[str]:
 
 
 SWEEP: list[tuple[str, dict[str, Any]]] = [
-    ("VAD 0.25 s, min delay 0.5 (LiveKit)", {"turn_detection": "vad", "vad_min_silence": 0.25,
-                                             "endpointing_min_delay": 0.5}),
+    (
+        "VAD 0.25 s, min delay 0.5 (LiveKit)",
+        {"turn_detection": "vad", "vad_min_silence": 0.25, "endpointing_min_delay": 0.5},
+    ),
     ("VAD 0.2 s, min delay 0.2", {"turn_detection": "vad", "vad_min_silence": 0.2, "endpointing_min_delay": 0.2}),
     ("VAD 0.3 s, min delay 0.3", {"turn_detection": "vad", "vad_min_silence": 0.3, "endpointing_min_delay": 0.3}),
     ("VAD 0.2 s, min delay 0.35", {"turn_detection": "vad", "vad_min_silence": 0.2, "endpointing_min_delay": 0.35}),
     ("VAD 0.2 s, min delay 0.45", {"turn_detection": "vad", "vad_min_silence": 0.2, "endpointing_min_delay": 0.45}),
-    ("rules, VAD 0.2 s, min delay 0.2", {"turn_detection": "rules", "vad_min_silence": 0.2,
-                                         "endpointing_min_delay": 0.2}),
-    ("rules, VAD 0.25 s, min delay 0.25", {"turn_detection": "rules", "vad_min_silence": 0.25,
-                                           "endpointing_min_delay": 0.25}),
-    ("rules, VAD 0.2 s, min delay 0.3", {"turn_detection": "rules", "vad_min_silence": 0.2,
-                                         "endpointing_min_delay": 0.3}),
+    (
+        "rules, VAD 0.2 s, min delay 0.2",
+        {"turn_detection": "rules", "vad_min_silence": 0.2, "endpointing_min_delay": 0.2},
+    ),
+    (
+        "rules, VAD 0.25 s, min delay 0.25",
+        {"turn_detection": "rules", "vad_min_silence": 0.25, "endpointing_min_delay": 0.25},
+    ),
+    (
+        "rules, VAD 0.2 s, min delay 0.3",
+        {"turn_detection": "rules", "vad_min_silence": 0.2, "endpointing_min_delay": 0.3},
+    ),
 ]
 AVATAR_SWEEP = [0.5, 0.6, 0.7, 0.8, 0.9]
 TIMEOUT_SWEEP = [0.5, 1.0, 2.0]
@@ -336,9 +344,11 @@ async def main(trials: int, parallel: int) -> None:
     ]
     sweep = {name: Figures() for name, _ in SWEEP}
     for name, overrides in SWEEP:
-        jobs += [latencies(ours(name, **overrides), clips, trials, sweep[name]),
-                 premature(ours(name, **overrides), clips, trials, sweep[name]),
-                 premature(ours(name, **overrides), clips, trials, sweep[name], held_out=True)]
+        jobs += [
+            latencies(ours(name, **overrides), clips, trials, sweep[name]),
+            premature(ours(name, **overrides), clips, trials, sweep[name]),
+            premature(ours(name, **overrides), clips, trials, sweep[name], held_out=True),
+        ]
     avatar = {"LiveKit defaults (0.5 s)": Figures(), **{f"ours, {d:g} s": Figures() for d in AVATAR_SWEEP}}
     avatar_cfgs = [livekit_defaults(pausable=False)] + [
         ours(f"avatar {d}", avatar=True, avatar_interruption_min_duration=d) for d in AVATAR_SWEEP
@@ -352,47 +362,70 @@ async def main(trials: int, parallel: int) -> None:
     failures = await gather_limited(jobs, parallel)
 
     chosen = Settings()
-    print(f"\n{trials} trials per figure, {time.perf_counter() - started:.0f} s, {parallel} sessions at a time. "
-          "English espeak-ng speech; zero-latency scripted STT and LLM, espeak TTS, local Silero VAD.")
-    print(f"ours: {chosen.turn_detection} end of turn, VAD silence {chosen.vad_min_silence:g} s, endpointing "
-          f"{chosen.endpointing_min_delay:g}/{chosen.endpointing_max_delay:g} s, barge-in after "
-          f"{chosen.interruption_min_duration:g} s, resume after {chosen.false_interruption_timeout:g} s, "
-          "backchannel filter\n")
+    print(
+        f"\n{trials} trials per figure, {time.perf_counter() - started:.0f} s, {parallel} sessions at a time. "
+        "English espeak-ng speech; zero-latency scripted STT and LLM, espeak TTS, local Silero VAD."
+    )
+    print(
+        f"ours: {chosen.turn_detection} end of turn, VAD silence {chosen.vad_min_silence:g} s, endpointing "
+        f"{chosen.endpointing_min_delay:g}/{chosen.endpointing_max_delay:g} s, barge-in after "
+        f"{chosen.interruption_min_duration:g} s, resume after {chosen.false_interruption_timeout:g} s, "
+        "backchannel filter\n"
+    )
     print(f"{'':38} {'LiveKit defaults':>18} {'ours':>12}")
     rows = [
         ("reaction median / max (ms)", pair(default.reaction_ms), pair(mine.reaction_ms)),
-        ("barge-ins answered", f"{default.answered_after_barge_in}/{trials}",
-         f"{mine.answered_after_barge_in}/{trials}"),
-        ("false stops (noise + backchannel)", f"{default.false_stops}/{default.stop_trials}",
-         f"{mine.false_stops}/{mine.stop_trials}"),
+        (
+            "barge-ins answered",
+            f"{default.answered_after_barge_in}/{trials}",
+            f"{mine.answered_after_barge_in}/{trials}",
+        ),
+        (
+            "false stops (noise + backchannel)",
+            f"{default.false_stops}/{default.stop_trials}",
+            f"{mine.false_stops}/{mine.stop_trials}",
+        ),
         ("  stopped by", stopped_by(default), stopped_by(mine)),
         ("  pause before resuming, median (ms)", ms(default.resume_gaps_ms), ms(mine.resume_gaps_ms)),
         ("response median / max, VAD (ms)", pair(default.response_ms), pair(mine.response_ms)),
         ("response median, v1-mini model (ms)", ms(default_td.response_ms), ms(mine_td.response_ms)),
-        ("premature replies (350 ms pause)", f"{default.premature}/{default.premature_trials}",
-         f"{mine.premature}/{mine.premature_trials}"),
+        (
+            "premature replies (350 ms pause)",
+            f"{default.premature}/{default.premature_trials}",
+            f"{mine.premature}/{mine.premature_trials}",
+        ),
     ]
     for label, a, b in rows:
         print(f"{label:38} {a:>18} {b:>12}")
     if default.reaction_ms and mine.reaction_ms and default.response_ms and mine.response_ms:
-        print(f"{'ratio ours / defaults':38} {'reaction':>18} "
-              f"{statistics.median(mine.reaction_ms) / statistics.median(default.reaction_ms):>11.2f}x")
-        print(f"{'':38} {'response':>18} "
-              f"{statistics.median(mine.response_ms) / statistics.median(default.response_ms):>11.2f}x")
+        print(
+            f"{'ratio ours / defaults':38} {'reaction':>18} "
+            f"{statistics.median(mine.reaction_ms) / statistics.median(default.reaction_ms):>11.2f}x"
+        )
+        print(
+            f"{'':38} {'response':>18} "
+            f"{statistics.median(mine.response_ms) / statistics.median(default.response_ms):>11.2f}x"
+        )
 
     print("\nEnd of turn: response latency vs premature replies (VAD endpointing unless 'rules')")
     print(f"{'setting':40} {'median / max ms':>16} {'premature':>10} {'held-out':>9}")
     for name, f in [*sweep.items(), ("LiveKit defaults", default), ("ours (chosen)", mine)]:
-        print(f"{name:40} {pair(f.response_ms):>16} {f.premature:>8}/{f.premature_trials} "
-              f"{f.held_out_premature:>6}/{f.held_out_trials}")
+        print(
+            f"{name:40} {pair(f.response_ms):>16} {f.premature:>8}/{f.premature_trials} "
+            f"{f.held_out_premature:>6}/{f.held_out_trials}"
+        )
     print(f"(held-out: {len(HELD_OUT)} other sentences, written before the rules were tuned)")
 
     print(f"\nResume after a false interruption, with a {HOSTED_STT_LATENCY:g} s STT (hosted)")
-    print(f"{'timeout':10} {'barge-ins resumed before stopping':>34} {'pause before resuming (ms)':>27} "
-          f"{'false stops':>12}")
+    print(
+        f"{'timeout':10} {'barge-ins resumed before stopping':>34} {'pause before resuming (ms)':>27} "
+        f"{'false stops':>12}"
+    )
     for t, f in timeouts.items():
-        print(f"{t:<10g} {f.resumed_then_stopped:>32}/{trials} {ms(f.resume_gaps_ms):>27} "
-              f"{f.false_stops:>10}/{f.stop_trials}")
+        print(
+            f"{t:<10g} {f.resumed_then_stopped:>32}/{trials} {ms(f.resume_gaps_ms):>27} "
+            f"{f.false_stops:>10}/{f.stop_trials}"
+        )
 
     print("\nAvatar (its output cannot pause: a barge-in stops the reply for good)")
     print(f"{'interruption min duration':40} {'reaction median ms':>18} {'false stops':>12}")

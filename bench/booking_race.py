@@ -42,9 +42,7 @@ def seed(stack: Stack, races: int) -> tuple[list[str], list[str]]:
     """CALLERS customers and one future slot per race; returns their ids."""
     customers = [str(uuid.uuid4()) for _ in range(CALLERS)]
     slots = [str(uuid.uuid4()) for _ in range(races)]
-    values = ", ".join(
-        f"('{cid}', 'Caller {i}', '+1415555{i:04d}', '94103', 'en')" for i, cid in enumerate(customers)
-    )
+    values = ", ".join(f"('{cid}', 'Caller {i}', '+1415555{i:04d}', '94103', 'en')" for i, cid in enumerate(customers))
     slot_values = ", ".join(
         f"('{sid}', now() + interval '1 day' + {i} * interval '30 minutes', "
         f"now() + interval '1 day' + {i + 1} * interval '30 minutes', 'Dr. Bench')"
@@ -87,12 +85,17 @@ async def run(stack: Stack) -> tuple[int, float, bool]:
         await race(stores, customers, slots[0])  # warm-up, not counted
 
         winners, taken, latencies = await race(stores, customers, slots[1])
-        print(f"race: {CALLERS} concurrent bookings of one slot -> {winners} booked, {taken} SlotTaken, "
-              f"{CALLERS - winners - taken} other")
-        print(f"latency: p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
-              f"max {max(latencies):.1f} ms")
-        scheduled = stack.psql(f"select count(*) from appointments where slot_id = '{slots[1]}' "
-                               "and status = 'scheduled'").strip()
+        print(
+            f"race: {CALLERS} concurrent bookings of one slot -> {winners} booked, {taken} SlotTaken, "
+            f"{CALLERS - winners - taken} other"
+        )
+        print(
+            f"latency: p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
+            f"max {max(latencies):.1f} ms"
+        )
+        scheduled = stack.psql(
+            f"select count(*) from appointments where slot_id = '{slots[1]}' and status = 'scheduled'"
+        ).strip()
         print(f"scheduled rows for the slot in the database: {scheduled}")
 
         consistent = winners == 1 and taken == CALLERS - 1 and scheduled == "1"
@@ -101,8 +104,10 @@ async def run(stack: Stack) -> tuple[int, float, bool]:
             w, t, ms = await race(stores, customers, slot_id)
             consistent = consistent and w == 1 and t == CALLERS - 1
             all_latencies += ms
-        print(f"repeats: {REPEATS} more races, every one with exactly one winner: {consistent}; "
-              f"p95 over all {len(all_latencies)} bookings {percentile(all_latencies, 0.95):.1f} ms")
+        print(
+            f"repeats: {REPEATS} more races, every one with exactly one winner: {consistent}; "
+            f"p95 over all {len(all_latencies)} bookings {percentile(all_latencies, 0.95):.1f} ms"
+        )
         return winners, percentile(latencies, 0.95), consistent
     finally:
         for store in stores:

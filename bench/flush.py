@@ -57,8 +57,12 @@ async def naive_flush(store: SupabaseConversationStore, cid: str) -> float:
     await client.table("conversations").insert({"conversation_id": cid, "room_name": "bench-room"}).execute()
     began = time.perf_counter()
     for i in range(MESSAGES):
-        row = {"conversation_id": cid, "seq": i, "role": "user" if i % 2 else "assistant",
-               "content": f"message number {i} " * 4}
+        row = {
+            "conversation_id": cid,
+            "seq": i,
+            "role": "user" if i % 2 else "assistant",
+            "content": f"message number {i} " * 4,
+        }
         await client.table("messages").insert(row).execute()
     return (time.perf_counter() - began) * 1000
 
@@ -75,15 +79,16 @@ async def main() -> None:
                 ms, requests = await manager_flush(store, counter, Path(journal))
                 managed.append(ms)
                 naive.append(await naive_flush(store, f"naive-{round_}"))
-                print(f"round {round_ + 1}: manager {ms:.1f} ms ({requests} requests), "
-                      f"one insert per message {naive[-1]:.1f} ms")
+                print(
+                    f"round {round_ + 1}: manager {ms:.1f} ms ({requests} requests), "
+                    f"one insert per message {naive[-1]:.1f} ms"
+                )
         await store.aclose()
     finally:
         stack.stop()
     flush_ms = statistics.median(managed)
     naive_ms = statistics.median(naive)
-    print(f"median manager flush {flush_ms:.1f} ms, naive {naive_ms:.1f} ms, "
-          f"request budget {4 + -(-MESSAGES // 500)}")
+    print(f"median manager flush {flush_ms:.1f} ms, naive {naive_ms:.1f} ms, request budget {4 + -(-MESSAGES // 500)}")
     print(f"RESULT speedup={naive_ms / flush_ms:.1f} flush_ms={flush_ms:.1f} requests={requests} messages={MESSAGES}")
 
 

@@ -95,10 +95,14 @@ async def main() -> None:
     base_p50, base_p99 = statistics.median(baseline), percentile(baseline, 0.99)
     print(f"{len(costs)} turns over {CALLS} concurrent calls")
     print(f"add_message_to_local_transcript: p50 {p50:.3f} ms, p99 {p99:.3f} ms, max {max(costs):.3f} ms")
-    print(f"baseline one insert+commit per turn: p50 {base_p50:.3f} ms, p99 {base_p99:.3f} ms "
-          f"({base_p99 / p99:.1f}x the manager's p99)")
-    print(f"loop lag with calls: p99 {percentile(lags, 0.99):.2f} ms, max {max(lags):.2f} ms; "
-          f"idle loop max {max(idle):.2f} ms")
+    print(
+        f"baseline one insert+commit per turn: p50 {base_p50:.3f} ms, p99 {base_p99:.3f} ms "
+        f"({base_p99 / p99:.1f}x the manager's p99)"
+    )
+    print(
+        f"loop lag with calls: p99 {percentile(lags, 0.99):.2f} ms, max {max(lags):.2f} ms; "
+        f"idle loop max {max(idle):.2f} ms"
+    )
     print(f"RESULT p99_ms={p99:.3f} max_stall_ms={max(lags):.2f}")
 
 

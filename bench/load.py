@@ -66,22 +66,34 @@ async def main(calls: int, turns: int) -> int:
     p50, p95, worst = percentile(load_ms, 0.50), percentile(load_ms, 0.95), max(load_ms)
     expected = sum(o.expected_messages + o.tool_calls + o.agent_runs + 1 for o in run.outcomes + solo.outcomes)
     total = sum(stored.rows.values())
-    print(f"{calls} calls x {turns} turns in {took:.1f} s ({calls * turns / took:.0f} turns/s), "
-          f"whole run {time.perf_counter() - started:.1f} s")
-    print(f"per call: {run.outcomes[0].expected_messages} messages, {run.outcomes[0].tool_calls} tool calls, "
-          f"{run.outcomes[0].agent_runs} agent runs")
+    print(
+        f"{calls} calls x {turns} turns in {took:.1f} s ({calls * turns / took:.0f} turns/s), "
+        f"whole run {time.perf_counter() - started:.1f} s"
+    )
+    print(
+        f"per call: {run.outcomes[0].expected_messages} messages, {run.outcomes[0].tool_calls} tool calls, "
+        f"{run.outcomes[0].agent_runs} agent runs"
+    )
     print(f"ends spread over {run.end_spread_ms:.1f} ms (all {calls} end_conversation calls started within it)")
     print(f"flush alone (baseline): {solo_ms:.1f} ms")
-    print(f"flush under load: p50 {p50:.1f} ms ({p50 / solo_ms:.1f}x), p95 {p95:.1f} ms ({p95 / solo_ms:.1f}x), "
-          f"max {worst:.1f} ms ({worst / solo_ms:.1f}x)")
-    print(f"rows stored: {total} of {expected} expected "
-          + ", ".join(f"{table} {n}" for table, n in sorted(stored.rows.items())))
+    print(
+        f"flush under load: p50 {p50:.1f} ms ({p50 / solo_ms:.1f}x), p95 {p95:.1f} ms ({p95 / solo_ms:.1f}x), "
+        f"max {worst:.1f} ms ({worst / solo_ms:.1f}x)"
+    )
+    print(
+        f"rows stored: {total} of {expected} expected "
+        + ", ".join(f"{table} {n}" for table, n in sorted(stored.rows.items()))
+    )
     print(f"journals left pending: {pending}")
-    print(f"memory: RSS {run.rss_before_mb:.0f} MB before, {run.rss_peak_mb:.0f} MB with {calls} calls open "
-          f"({run.mb_per_call:.2f} MB per call; the first call alone, warm-up included: {solo.mb_per_call:.2f} MB)")
+    print(
+        f"memory: RSS {run.rss_before_mb:.0f} MB before, {run.rss_peak_mb:.0f} MB with {calls} calls open "
+        f"({run.mb_per_call:.2f} MB per call; the first call alone, warm-up included: {solo.mb_per_call:.2f} MB)"
+    )
     errors = len(failures) + len(stored.problems) + pending
-    print(f"RESULT calls={calls} errors={errors} missing_rows={stored.missing_rows} flush_p95_ms={p95:.1f} "
-          f"mb_per_call={run.mb_per_call:.2f}")
+    print(
+        f"RESULT calls={calls} errors={errors} missing_rows={stored.missing_rows} flush_p95_ms={p95:.1f} "
+        f"mb_per_call={run.mb_per_call:.2f}"
+    )
     return 1 if errors or stored.missing_rows else 0
 
 

@@ -82,8 +82,10 @@ async def measure(calls: list[Callable[[], Awaitable[object]]]) -> list[float]:
 
 def report(name: str, latencies: list[float]) -> float:
     p95 = percentile(latencies, 0.95)
-    print(f"{name:<34} n={len(latencies):<4} p50 {statistics.median(latencies):6.2f} ms   p95 {p95:6.2f} ms   "
-          f"max {max(latencies):6.2f} ms")
+    print(
+        f"{name:<34} n={len(latencies):<4} p50 {statistics.median(latencies):6.2f} ms   p95 {p95:6.2f} ms   "
+        f"max {max(latencies):6.2f} ms"
+    )
     return p95
 
 
@@ -111,12 +113,18 @@ async def run(stack: Stack) -> tuple[float, float]:
     try:
         now = dt.datetime.now(dt.UTC)
         reads = [
-            report("find_customer_by_phone", await measure(
-                [lambda i=i: store.find_customer_by_phone(phones[i % CUSTOMERS]) for i in range(n)])),
-            report("list_appointments", await measure(
-                [lambda i=i: store.list_appointments(customers[i % CUSTOMERS]) for i in range(n)])),
-            report("list_open_slots (2 weeks, 10)", await measure(
-                [lambda: store.list_open_slots(now, now + dt.timedelta(days=14), limit=10)] * n)),
+            report(
+                "find_customer_by_phone",
+                await measure([lambda i=i: store.find_customer_by_phone(phones[i % CUSTOMERS]) for i in range(n)]),
+            ),
+            report(
+                "list_appointments",
+                await measure([lambda i=i: store.list_appointments(customers[i % CUSTOMERS]) for i in range(n)]),
+            ),
+            report(
+                "list_open_slots (2 weeks, 10)",
+                await measure([lambda: store.list_open_slots(now, now + dt.timedelta(days=14), limit=10)] * n),
+            ),
         ]
 
         booked: list[tuple[str, str]] = []  # (customer id, appointment id)
@@ -129,8 +137,10 @@ async def run(stack: Stack) -> tuple[float, float]:
         targets = free[n : 2 * n]
         writes = [
             report("book", book_ms),
-            report("reschedule", await measure(
-                [lambda i=i: store.reschedule(booked[i][0], booked[i][1], targets[i]) for i in range(n)])),
+            report(
+                "reschedule",
+                await measure([lambda i=i: store.reschedule(booked[i][0], booked[i][1], targets[i]) for i in range(n)]),
+            ),
             report("cancel", await measure([lambda i=i: store.cancel(*booked[i]) for i in range(n)])),
         ]
         still = stack.psql("select count(*) from appointments where reason = 'bench' and status = 'scheduled'")
@@ -147,8 +157,10 @@ def main() -> None:
         read_p95, write_p95 = asyncio.run(run(stack))
     finally:
         stack.stop()
-    print(f"targets: reads p95 < 30 ms ({'met' if read_p95 < 30 else 'MISSED'}), "
-          f"changes p95 < 50 ms ({'met' if write_p95 < 50 else 'MISSED'})")
+    print(
+        f"targets: reads p95 < 30 ms ({'met' if read_p95 < 30 else 'MISSED'}), "
+        f"changes p95 < 50 ms ({'met' if write_p95 < 50 else 'MISSED'})"
+    )
     print(f"RESULT read_p95_ms={read_p95:.1f} write_p95_ms={write_p95:.1f}")
 
 

@@ -77,7 +77,9 @@ class AgentRunTracker:
     def open_run(self, agent_type: str) -> str:
         parent = self.close_run()
         self.current = AgentRun(
-            run_id=f"run_{uuid.uuid4().hex}", agent_type=agent_type, parent_run_id=parent,
+            run_id=f"run_{uuid.uuid4().hex}",
+            agent_type=agent_type,
+            parent_run_id=parent,
             started_ts=self._clock(),
         )
         self._publish()

@@ -119,9 +119,20 @@ REPORT_SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("volume", "Calls per day", ("day", "calls", "completed", "abandoned", "failed", "avg_duration_seconds")),
     ("outcomes", "Outcomes per day", ("day", "outcome", "calls")),
     ("latency", "Reply latency per day (end to end, ms)", ("day", "replies", "p50_ms", "p95_ms", "max_ms")),
-    ("agent_usage", "Agent runs by type (all time)",
-     ("agent_type", "runs", "llm_calls", "prompt_tokens", "completion_tokens", "total_tokens", "tool_calls",
-      "tool_errors")),
+    (
+        "agent_usage",
+        "Agent runs by type (all time)",
+        (
+            "agent_type",
+            "runs",
+            "llm_calls",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "tool_calls",
+            "tool_errors",
+        ),
+    ),
     ("tool_errors", "Tool calls and errors (all time)", ("name", "calls", "errors", "error_rate", "avg_duration_ms")),
 )
 
@@ -140,10 +151,7 @@ async def cmd_stats(store: ConversationStore, args: argparse.Namespace, settings
         return 0
     out.write("By status\n")
     _table(
-        [
-            [s.status, s.count, _cell(s.avg_duration_seconds), _cell(s.avg_message_count)]
-            for s in stats
-        ],
+        [[s.status, s.count, _cell(s.avg_duration_seconds), _cell(s.avg_message_count)] for s in stats],
         ["status", "calls", "avg secs", "avg msgs"],
         out,
     )

@@ -61,9 +61,7 @@ class PlannedAppointment:
 
 
 DEMO_APPOINTMENTS: tuple[PlannedAppointment, ...] = (
-    PlannedAppointment(
-        "5eed0000-0000-4000-8000-0000000000a1", DEMO_CUSTOMERS[0].id, 2, dt.time(10, 0), "فحص دوري"
-    ),
+    PlannedAppointment("5eed0000-0000-4000-8000-0000000000a1", DEMO_CUSTOMERS[0].id, 2, dt.time(10, 0), "فحص دوري"),
     PlannedAppointment(
         "5eed0000-0000-4000-8000-0000000000a2", DEMO_CUSTOMERS[1].id, 3, dt.time(14, 30), "Annual check-up"
     ),
@@ -94,9 +92,7 @@ def demo_slots(now: dt.datetime, tz: ZoneInfo) -> list[Slot]:
 def demo_appointments(now: dt.datetime, tz: ZoneInfo, slots: list[Slot]) -> list[Appointment]:
     """The planned appointments, each on its slot among `slots`."""
     today = now.astimezone(tz).date()
-    weekdays = [
-        day for day in (today + dt.timedelta(days=i) for i in range(1, DAYS)) if day.weekday() in WORKDAYS
-    ]
+    weekdays = [day for day in (today + dt.timedelta(days=i) for i in range(1, DAYS)) if day.weekday() in WORKDAYS]
     by_start = {slot.starts_at: slot for slot in slots}
     appointments: list[Appointment] = []
     for plan in DEMO_APPOINTMENTS:
@@ -122,6 +118,8 @@ async def load_demo_data(
     if loaded:
         logger.info(
             "embedded store was empty: loaded %d demo customers and %d slots (%s)",
-            len(DEMO_CUSTOMERS), len(slots), timezone,
+            len(DEMO_CUSTOMERS),
+            len(slots),
+            timezone,
         )
     return loaded

@@ -116,7 +116,6 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         rows = (await self._call("stats", self._client.table(view).select("*").order("status").execute())).data
         return [StatusStats(**row) for row in rows]
 
-
     async def report(self, *, days: int = 7) -> Report:
         since = report_since(days)
 

@@ -54,8 +54,9 @@ def _run(args: list[str], stdin: bytes | None = None) -> bytes:
 
 
 def _sox_raw(extra: list[str], *, rate: int, stdin: bytes | None, source: list[str]) -> bytes:
-    return _run(["sox", *source, "-t", "raw", "-r", str(rate), "-e", "signed", "-b", "16", "-c", "1", "-", *extra],
-                stdin)
+    return _run(
+        ["sox", *source, "-t", "raw", "-r", str(rate), "-e", "signed", "-b", "16", "-c", "1", "-", *extra], stdin
+    )
 
 
 TRIM = ["silence", "1", "0.01", "0.5%", "reverse", "silence", "1", "0.01", "0.5%", "reverse"]
@@ -106,9 +107,21 @@ class Clips:
 
         def make() -> bytes:
             return _sox_raw(
-                ["synth", f"{seconds:g}", "pinknoise", "fade", "q", "0.005", f"{seconds:g}", f"{seconds / 2:g}",
-                 "gain", "-3"],
-                rate=MIC_RATE, stdin=None, source=["-n"],
+                [
+                    "synth",
+                    f"{seconds:g}",
+                    "pinknoise",
+                    "fade",
+                    "q",
+                    "0.005",
+                    f"{seconds:g}",
+                    f"{seconds / 2:g}",
+                    "gain",
+                    "-3",
+                ],
+                rate=MIC_RATE,
+                stdin=None,
+                source=["-n"],
             )
 
         pcm = self._cached(f"noise|{ms}", make)
@@ -121,9 +134,29 @@ class Clips:
 
         def make() -> bytes:
             return _sox_raw(
-                ["synth", f"{seconds:g}", "sawtooth", "130", "bandpass", "700", "300", "bandpass", "1200", "600",
-                 "fade", "q", "0.005", f"{seconds:g}", f"{seconds / 2:g}", "gain", "-n", "-3"],
-                rate=MIC_RATE, stdin=None, source=["-n"],
+                [
+                    "synth",
+                    f"{seconds:g}",
+                    "sawtooth",
+                    "130",
+                    "bandpass",
+                    "700",
+                    "300",
+                    "bandpass",
+                    "1200",
+                    "600",
+                    "fade",
+                    "q",
+                    "0.005",
+                    f"{seconds:g}",
+                    f"{seconds / 2:g}",
+                    "gain",
+                    "-n",
+                    "-3",
+                ],
+                rate=MIC_RATE,
+                stdin=None,
+                source=["-n"],
             )
 
         pcm = self._cached(f"voiced|{ms}", make)

@@ -182,8 +182,9 @@ class RecordingSink(AudioOutput):
     """The caller's loudspeaker: plays captured audio in real time and logs what happened."""
 
     def __init__(self, *, pausable: bool = True) -> None:
-        super().__init__(label="recording-sink", capabilities=AudioOutputCapabilities(pause=pausable),
-                         sample_rate=TTS_RATE)
+        super().__init__(
+            label="recording-sink", capabilities=AudioOutputCapabilities(pause=pausable), sample_rate=TTS_RATE
+        )
         self._bytes_per_tick = round(TTS_RATE * FRAME_S) * 2
         self._segments: deque[_Segment] = deque()
         self._capturing: _Segment | None = None
@@ -366,8 +367,9 @@ class _EspeakStream(tts.ChunkedStream):
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         engine: EspeakTTS = self._tts  # type: ignore[assignment]
         pcm = await asyncio.to_thread(engine.clips.tts_pcm, self.input_text, engine.language)
-        output_emitter.initialize(request_id=uuid.uuid4().hex[:8], sample_rate=TTS_RATE, num_channels=1,
-                                  mime_type="audio/pcm")
+        output_emitter.initialize(
+            request_id=uuid.uuid4().hex[:8], sample_rate=TTS_RATE, num_channels=1, mime_type="audio/pcm"
+        )
         output_emitter.push(pcm)
         output_emitter.flush()
 
@@ -405,8 +407,10 @@ class VoiceCall:
             if not busy and time.time() - last >= for_s:
                 return
             if time.time() > deadline:
-                raise TimeoutError(f"the call never went quiet; agent {self.session.agent_state}, "
-                                   f"user {self.session.user_state}, sink {self.sink.kinds()[-6:]}")
+                raise TimeoutError(
+                    f"the call never went quiet; agent {self.session.agent_state}, "
+                    f"user {self.session.user_state}, sink {self.sink.kinds()[-6:]}"
+                )
             await asyncio.sleep(0.05)
 
 

@@ -245,8 +245,11 @@ class FakeOpenAIServer:
         include_usage: bool,
     ) -> web.StreamResponse:
         resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
-                     "x-request-id": f"req_{completion_id}"}
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "x-request-id": f"req_{completion_id}",
+            }
         )
         await resp.prepare(request)
         created = int(time.time())
@@ -259,9 +262,7 @@ class FakeOpenAIServer:
                 "model": model,
                 "service_tier": "default",
                 "system_fingerprint": "fp_fake",
-                "choices": [
-                    {"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}
-                ],
+                "choices": [{"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}],
             }
             if include_usage:
                 chunk["usage"] = None
@@ -271,8 +272,18 @@ class FakeOpenAIServer:
         for piece in _pieces(reply.text, reply.chunk_chars):
             await send({"content": piece})
         for index, (tc, call_id) in enumerate(calls):
-            await send({"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                        "function": {"name": tc.name, "arguments": ""}}]})
+            await send(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": tc.name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
             for piece in _pieces(tc.arguments_json, reply.chunk_chars):
                 await send({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         await send({}, finish="tool_calls" if calls else "stop")
@@ -295,9 +306,7 @@ class FakeOpenAIServer:
 
 def _error(status: int, message: str) -> web.Response:
     kind = "invalid_request_error" if 400 <= status < 500 else "server_error"
-    return web.json_response(
-        {"error": {"message": message, "type": kind, "param": None, "code": None}}, status=status
-    )
+    return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": None}}, status=status)
 
 
 def _pieces(text: str, size: int) -> list[str]:
@@ -330,8 +339,7 @@ def _completion_json(
         "model": model,
         "system_fingerprint": "fp_fake",
         "choices": [
-            {"index": 0, "message": message, "logprobs": None,
-             "finish_reason": "tool_calls" if calls else "stop"}
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if calls else "stop"}
         ],
         "usage": usage.to_json(),
     }

@@ -75,8 +75,12 @@ def plan_calls(count: int, now: dt.datetime | None = None) -> list[CallPlan]:
         day = first_day + dt.timedelta(days=i)
         start = dt.datetime.combine(day, dt.time(9), tz).astimezone(dt.UTC)
         slots = tuple(
-            Slot(str(uuid.uuid4()), start + k * dt.timedelta(minutes=30), start + (k + 1) * dt.timedelta(minutes=30),
-                 "Dr. Load")
+            Slot(
+                str(uuid.uuid4()),
+                start + k * dt.timedelta(minutes=30),
+                start + (k + 1) * dt.timedelta(minutes=30),
+                "Dr. Load",
+            )
             for k in range(SLOTS_PER_CALL)
         )
         appointment = Appointment(str(uuid.uuid4()), customer.id, slots[0], "scheduled", "check-up")
@@ -95,7 +99,8 @@ def seed(stack: Stack, plans: list[CallPlan]) -> None:
     )
     slots = ",".join(
         f"({q(s.id)},{q(s.starts_at.isoformat())},{q(s.ends_at.isoformat())},{q(s.provider or '')})"
-        for p in plans for s in p.slots
+        for p in plans
+        for s in p.slots
     )
     appointments = ",".join(
         f"({q(p.appointment.id)},{q(p.customer.id)},{q(p.appointment.slot.id)},'scheduled','check-up')" for p in plans
@@ -120,18 +125,30 @@ def turn_script(plan: CallPlan, turn: int) -> tuple[str, list[Reply]]:
 
     fixed: dict[int, tuple[str, list[Reply]]] = {
         0: ("Hi, I'd like to sort out my appointments.", [answer("Sure, what is your ZIP code?")]),
-        1: (f"My ZIP code is {plan.customer.zip_code}.", [tool("verify_caller", zip_code=plan.customer.zip_code),
-                                                          answer("Thanks, you are verified.")]),
+        1: (
+            f"My ZIP code is {plan.customer.zip_code}.",
+            [tool("verify_caller", zip_code=plan.customer.zip_code), answer("Thanks, you are verified.")],
+        ),
         2: ("What do I have booked?", [tool("list_appointments"), answer("You have one appointment.")]),
-        3: (f"What is free on {day}?", [tool("list_available_slots", from_date=day, to_date=day, part_of_day="any"),
-                                        answer("Here are the open times.")]),
+        3: (
+            f"What is free on {day}?",
+            [
+                tool("list_available_slots", from_date=day, to_date=day, part_of_day="any"),
+                answer("Here are the open times."),
+            ],
+        ),
         4: ("The first one please.", [tool("book_appointment", slot_ref="S1"), answer("Shall I book it?")]),
         5: ("Yes, book it.", [tool("confirm_pending_change", confirmed=True), answer("It is booked.")]),
         6: ("What do I have now?", [tool("list_appointments"), answer("You have two appointments.")]),
         7: ("Cancel the old one.", [tool("cancel_appointment", appointment_ref="A1"), answer("Cancel it?")]),
         8: ("Yes, cancel it.", [tool("confirm_pending_change", confirmed=True), answer("It is cancelled.")]),
-        9: ("Please note my email.", [tool("save_caller_details", name=plan.customer.name, phone="",
-                                           email=f"caller{plan.index}@example.com"), answer("Noted.")]),
+        9: (
+            "Please note my email.",
+            [
+                tool("save_caller_details", name=plan.customer.name, phone="", email=f"caller{plan.index}@example.com"),
+                answer("Noted."),
+            ],
+        ),
     }
     if turn in fixed:
         said, steps = fixed[turn]
@@ -216,7 +233,12 @@ async def _meet(barrier: asyncio.Barrier) -> int | None:
 
 
 async def _one_call(
-    stack: Stack, plan: CallPlan, turns: int, journal_dir: Path, barrier: asyncio.Barrier, outcome: CallOutcome,
+    stack: Stack,
+    plan: CallPlan,
+    turns: int,
+    journal_dir: Path,
+    barrier: asyncio.Barrier,
+    outcome: CallOutcome,
     on_peak: Callable[[], None],
 ) -> None:
     records = await SupabaseConversationStore.connect(stack.url, stack.service_key, timeout=5.0)
@@ -297,8 +319,10 @@ def check_stored(stack: Stack, outcomes: list[CallOutcome]) -> Stored:
     stored = Stored()
     by_id = {o.conversation_id: o for o in outcomes}
     conversations = {
-        r[0]: r for r in _table(stack, "select conversation_id, status, message_count, customer_id, user_name "
-                                       "from conversations")
+        r[0]: r
+        for r in _table(
+            stack, "select conversation_id, status, message_count, customer_id, user_name from conversations"
+        )
     }
     counts: dict[str, dict[str, int]] = {cid: {"messages": 0, "tool_calls": 0, "agent_runs": 0} for cid in by_id}
     for table in ("messages", "tool_calls", "agent_runs"):
@@ -312,15 +336,17 @@ def check_stored(stack: Stack, outcomes: list[CallOutcome]) -> Stored:
     stored.rows["conversations"] = len(conversations)
     messages: dict[str, list[tuple[int, str, str, str]]] = {cid: [] for cid in by_id}
     for cid, seq, role, content, run in _table(
-        stack, "select conversation_id, seq, role, replace(content, chr(10), ' '), coalesce(agent_run_id, '') "
-               "from messages order by conversation_id, seq"
+        stack,
+        "select conversation_id, seq, role, replace(content, chr(10), ' '), coalesce(agent_run_id, '') "
+        "from messages order by conversation_id, seq",
     ):
         if cid in messages:
             messages[cid].append((int(seq), role, content, run))
     tool_seqs: dict[str, list[int]] = {cid: [] for cid in by_id}
     tool_days: dict[str, set[str]] = {cid: set() for cid in by_id}
-    for cid, seq, day in _table(stack, "select conversation_id, seq, coalesce(arguments->>'from_date', '') "
-                                       "from tool_calls"):
+    for cid, seq, day in _table(
+        stack, "select conversation_id, seq, coalesce(arguments->>'from_date', '') from tool_calls"
+    ):
         if cid in tool_seqs:
             tool_seqs[cid].append(int(seq))
             if day:

@@ -139,9 +139,7 @@ class LLMCall:
     @property
     def instructions(self) -> str:
         """Text of the system/developer messages (the agent's instructions)."""
-        return "\n".join(
-            m.text_content or "" for m in self.messages if m.role in ("system", "developer")
-        )
+        return "\n".join(m.text_content or "" for m in self.messages if m.role in ("system", "developer"))
 
     @property
     def last_user_text(self) -> str | None:
@@ -217,9 +215,7 @@ class ScriptedLLM(llm.LLM):
         if self.errors:
             raise AssertionError(f"scripted LLM calls failed: {self.errors!r}")
         if self._steps:
-            raise AssertionError(
-                f"{len(self._steps)} scripted step(s) never used after {len(self.calls)} call(s)"
-            )
+            raise AssertionError(f"{len(self._steps)} scripted step(s) never used after {len(self.calls)} call(s)")
 
     def chat(
         self,

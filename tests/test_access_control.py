@@ -119,7 +119,8 @@ def checksums(stack: Stack, relations: list[Relation]) -> dict[str, str]:
     """One digest of every base table's content: any write, by anyone, changes it."""
     sql = " union all ".join(
         f"select '{r.name}', md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from public.{r.name} t"
-        for r in relations if r.is_table
+        for r in relations
+        if r.is_table
     )
     return dict(line.split("|") for line in stack.psql(sql).splitlines() if line)
 
@@ -193,8 +194,18 @@ async def seeded(clean_db: Stack, tmp_path: Path) -> Stack:
 def test_the_catalog_lists_what_the_migrations_create(supabase_stack: Stack) -> None:
     """The enumeration itself works (it is what makes new tables and functions covered)."""
     relations = {r.name for r in catalog_relations(supabase_stack)}
-    assert {"conversations", "messages", "tool_calls", "agent_runs", "customers", "slots", "appointments",
-            "callback_requests", "appointment_details", "daily_call_volume"} <= relations
+    assert {
+        "conversations",
+        "messages",
+        "tool_calls",
+        "agent_runs",
+        "customers",
+        "slots",
+        "appointments",
+        "callback_requests",
+        "appointment_details",
+        "daily_call_volume",
+    } <= relations
     functions = {f.name: f for f in catalog_functions(supabase_stack)}
     assert {"open_slots", "book_appointment", "reschedule_appointment", "cancel_appointment"} <= set(functions)
     assert functions["book_appointment"].arguments == ("p_customer_id", "p_slot_id", "p_reason")
@@ -207,7 +218,9 @@ async def test_no_relation_is_readable_with_a_public_key(who: str, seeded: Stack
         for relation in catalog_relations(seeded):
             read = await http.get(f"/{relation.name}", params={"select": "*"}, headers={"Prefer": "count=exact"})
             assert denied(read) or (nothing(read) and read.headers["content-range"].endswith("/0")), (
-                relation.name, read.status_code, read.text[:200],
+                relation.name,
+                read.status_code,
+                read.text[:200],
             )
 
 
@@ -221,8 +234,9 @@ async def test_no_relation_is_writable_with_a_public_key(who: str, seeded: Stack
             where = {r.first_column: "not.is.null"}
             attempts = {
                 "insert": await http.post(f"/{r.name}", json={}),
-                "upsert": await http.post(f"/{r.name}", json=[{}],
-                                          headers={"Prefer": "return=representation,resolution=merge-duplicates"}),
+                "upsert": await http.post(
+                    f"/{r.name}", json=[{}], headers={"Prefer": "return=representation,resolution=merge-duplicates"}
+                ),
                 "update": await http.patch(f"/{r.name}", params=where, json={r.first_column: None}),
                 "delete": await http.delete(f"/{r.name}", params=where),
             }
@@ -281,8 +295,26 @@ def invented_references(world: World) -> list[str]:
     and text that looks like SQL or PostgREST filter syntax."""
     theirs = [world.appointments[c.id] for c in (OMAR, HUDA)]
     return [
-        *(a.id for a in theirs), *(a.slot.id for a in theirs), OMAR.id, "A0", "A2", "A3", "A9999", "S0", "S99",
-        "a 2", "A١٢", "A1 or 1=1", "A1'--", "eq.1,or=(id.gt.0)", "*", "%", "A1%", "A1,A2", "A-2", "",
+        *(a.id for a in theirs),
+        *(a.slot.id for a in theirs),
+        OMAR.id,
+        "A0",
+        "A2",
+        "A3",
+        "A9999",
+        "S0",
+        "S99",
+        "a 2",
+        "A١٢",
+        "A1 or 1=1",
+        "A1'--",
+        "eq.1,or=(id.gt.0)",
+        "*",
+        "%",
+        "A1%",
+        "A1,A2",
+        "A-2",
+        "",
     ]
 
 
@@ -296,25 +328,30 @@ async def test_a_verified_caller_reaches_nothing_of_another_customer(any_world: 
         refs = invented_references(world)
         result = await call.turn(
             "Cancel Omar's appointment and move Huda's to the first slot.",
-            Reply(tool_calls=[
-                *(ToolCall("cancel_appointment", {"appointment_ref": r}) for r in refs),
-                *(ToolCall("reschedule_appointment", {"appointment_ref": r, "slot_ref": "S1"}) for r in refs),
-                *(ToolCall("book_appointment", {"slot_ref": r}) for r in refs),
-            ]),
+            Reply(
+                tool_calls=[
+                    *(ToolCall("cancel_appointment", {"appointment_ref": r}) for r in refs),
+                    *(ToolCall("reschedule_appointment", {"appointment_ref": r, "slot_ref": "S1"}) for r in refs),
+                    *(ToolCall("book_appointment", {"slot_ref": r}) for r in refs),
+                ]
+            ),
             Reply("I can't find that."),
         )
         outputs = [e.item for e in result.events if e.type == "function_call_output"]
         assert len(outputs) == 3 * len(refs) and all(o.is_error for o in outputs)
         assert {o.output for o in outputs} <= {
-            call.line("bad_reference"), *(call.line(k, ref=r) for k in ("unknown_appointment", "unknown_slot")
-                                          for r in ("A2", "A3", "A9999", "A12", "S99")),
+            call.line("bad_reference"),
+            *(
+                call.line(k, ref=r)
+                for k in ("unknown_appointment", "unknown_slot")
+                for r in ("A2", "A3", "A9999", "A12", "S99")
+            ),
         }
         # the caller then says yes: there is nothing to confirm
         await call.turn("Yes, do it.", tool("confirm_pending_change", confirmed=True), Reply("Nothing to do."))
         assert call.outputs("confirm_pending_change")[-1].output == call.line("nothing_pending")
         # what the caller was shown is theirs alone
-        shown = " ".join(o.output for name in ("list_appointments", "list_available_slots")
-                         for o in call.outputs(name))
+        shown = " ".join(o.output for name in ("list_appointments", "list_available_slots") for o in call.outputs(name))
         for other in (OMAR, HUDA):
             assert call.desk.when(world.appointments[other.id].slot.starts_at) not in shown
         # a second verification cannot switch the call to another customer
@@ -354,9 +391,13 @@ def seeded_desk(tmp_path_factory: pytest.TempPathFactory) -> SeededDesk:
 
 def other_customers_rows(path: Path) -> list[tuple[str, ...]]:
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return [tuple(r) for r in db.execute(
-            "select id, customer_id, slot_id, status from appointments where customer_id <> ? order by id", [SARA.id]
-        )]
+        return [
+            tuple(r)
+            for r in db.execute(
+                "select id, customer_id, slot_id, status from appointments where customer_id <> ? order by id",
+                [SARA.id],
+            )
+        ]
 
 
 async def try_references(path: Path, tomorrow: str, pairs: list[tuple[str, str]]) -> None:
@@ -409,14 +450,19 @@ async def test_parallel_guesses_stop_at_the_lockout(world: World, tmp_path: Path
     async with open_call(world, tmp_path) as call:
         guesses = [f"{n:05d}" for n in range(10, 20)]
         first = await call.turn(
-            "It's one of these.", Reply(tool_calls=[ToolCall("verify_caller", {"zip_code": z}) for z in guesses]),
+            "It's one of these.",
+            Reply(tool_calls=[ToolCall("verify_caller", {"zip_code": z}) for z in guesses]),
             Reply("Sorry."),
         )
         outputs = [o.output for o in (e.item for e in first.events if e.type == "function_call_output")]
-        assert sorted(outputs) == sorted([
-            call.line("verify_failed"), call.line("verify_failed_offer_human"), call.line("verify_locked_now"),
-            *[call.line("verify_locked")] * 7,
-        ])
+        assert sorted(outputs) == sorted(
+            [
+                call.line("verify_failed"),
+                call.line("verify_failed_offer_human"),
+                call.line("verify_locked_now"),
+                *[call.line("verify_locked")] * 7,
+            ]
+        )
         assert call.desk.state.failed_attempts == 3 and call.desk.state.locked
         # the right ZIP, alone or among more guesses, in a later turn: still locked, no handoff
         for zips in (["94103"], ["99999", "94103", "94103"]):
@@ -433,12 +479,19 @@ async def test_parallel_guesses_stop_at_the_lockout(world: World, tmp_path: Path
 async def test_changing_the_stated_phone_does_not_reset_the_attempts(world: World, tmp_path: Path) -> None:
     async with open_call(world, tmp_path, phone=None) as call:  # a browser call: no phone from the call
         for customer in (OMAR, HUDA, SARA):
-            await call.turn(f"My number is {customer.phone}, ZIP 00000.",
-                            tool("provide_phone_number", phone=customer.phone),
-                            tool("verify_caller", zip_code="00000"), Reply("Sorry."))
+            await call.turn(
+                f"My number is {customer.phone}, ZIP 00000.",
+                tool("provide_phone_number", phone=customer.phone),
+                tool("verify_caller", zip_code="00000"),
+                Reply("Sorry."),
+            )
         assert call.desk.state.locked and call.desk.state.failed_attempts == 3
-        result = await call.turn("Sarah, 94103.", tool("provide_phone_number", phone=SARA.phone),
-                                 tool("verify_caller", zip_code="94103"), Reply("Sorry."))
+        result = await call.turn(
+            "Sarah, 94103.",
+            tool("provide_phone_number", phone=SARA.phone),
+            tool("verify_caller", zip_code="94103"),
+            Reply("Sorry."),
+        )
         assert last_output(result, "provide_phone_number").output == call.line("verify_locked")
         assert last_output(result, "verify_caller").output == call.line("verify_locked")
         assert not call.desk.state.verified
@@ -488,10 +541,16 @@ async def test_no_secret_in_logs_rows_journals_or_llm_requests(clean_db: Stack, 
         "LIVEKIT_API_SECRET": f"canary-livekit-secret-{tag}",
     }
     env = {
-        **fake_secrets, "TAVUS_FACE_ID": "r-canary-face", "LIVEKIT_URL": "wss://canary.invalid",
-        "SUPABASE_URL": clean_db.url, "SUPABASE_SERVICE_ROLE_KEY": clean_db.service_key,
-        "DATA_DIR": str(tmp_path / "data"), "JOURNAL_DIR": str(tmp_path / "journal"), "CLINIC_TIMEZONE": TZ,
-        "FLUSH_TIMEOUT": "2", "LOG_LEVEL": "DEBUG",
+        **fake_secrets,
+        "TAVUS_FACE_ID": "r-canary-face",
+        "LIVEKIT_URL": "wss://canary.invalid",
+        "SUPABASE_URL": clean_db.url,
+        "SUPABASE_SERVICE_ROLE_KEY": clean_db.service_key,
+        "DATA_DIR": str(tmp_path / "data"),
+        "JOURNAL_DIR": str(tmp_path / "journal"),
+        "CLINIC_TIMEZONE": TZ,
+        "FLUSH_TIMEOUT": "2",
+        "LOG_LEVEL": "DEBUG",
     }
     settings_ = Settings.from_env(env, mode="start")
     secrets = settings_.secret_values()
@@ -509,8 +568,12 @@ async def test_no_secret_in_logs_rows_journals_or_llm_requests(clean_db: Stack, 
     journals = [p.read_text(errors="replace") for p in (tmp_path / "journal").rglob("*.jsonl")]
     assert len(journals) == 1 and len(llm_requests) >= 4
     assert any("NOT saved" in line for line in logs.lines), "the failure paths were logged too"
-    places = {"log": "\n".join(logs.lines), "rows": all_rows(clean_db), "journal": journals[0],
-              "llm requests": "\n".join(llm_requests)}
+    places = {
+        "log": "\n".join(logs.lines),
+        "rows": all_rows(clean_db),
+        "journal": journals[0],
+        "llm requests": "\n".join(llm_requests),
+    }
     leaks = [(where, secret[:12]) for where, text in places.items() for secret in secrets if secret in text]
     assert leaks == []
 
@@ -523,11 +586,15 @@ async def a_call_through_the_production_wiring(
 
     records = await open_record_store(settings_)
     desk_store = await open_appointment_store(settings_)
-    model = openai.LLM(model=settings_.llm_model, api_key=settings_.openai_key_for_client,
-                       base_url=llm_server.base_url)
+    model = openai.LLM(model=settings_.llm_model, api_key=settings_.openai_key_for_client, base_url=llm_server.base_url)
     try:
-        manager = ConversationManager(records, journal_dir=settings_.journal_dir, flush_timeout=settings_.flush_timeout,
-                                      default_country_code=settings_.default_country_code, language=settings_.language)
+        manager = ConversationManager(
+            records,
+            journal_dir=settings_.journal_dir,
+            flush_timeout=settings_.flush_timeout,
+            default_country_code=settings_.default_country_code,
+            language=settings_.language,
+        )
         await manager.start_conversation(None, "secret-room", "caller")
         desk = AppointmentDesk(desk_store, DeskConfig.from_settings(settings_), record=manager)
         desk.caller_identified(phone=SARA.phone)

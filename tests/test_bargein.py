@@ -51,8 +51,12 @@ SENTENCES = {
     ],
 }
 CALLER = {
-    "en": {"ask": "When is my appointment", "stop": "Stop, please cancel it", "yes": "Yes please",
-           "wait": "Wait, stop"},
+    "en": {
+        "ask": "When is my appointment",
+        "stop": "Stop, please cancel it",
+        "yes": "Yes please",
+        "wait": "Wait, stop",
+    },
     "ar": {"ask": "متى موعدي", "stop": "توقفي، ألغيه من فضلك", "yes": "نعم", "wait": "انتظري"},
 }
 SHORT = {"en": "Okay.", "ar": "حسنا."}
@@ -77,8 +81,13 @@ async def manager(tmp_path: Path) -> AsyncIterator[ConversationManager]:
 
 @contextlib.asynccontextmanager
 async def production_call(
-    agent: Agent, llm: ScriptedLLM, clips: Clips, lang: str, manager: ConversationManager | None = None,
-    *, avatar: bool = False,
+    agent: Agent,
+    llm: ScriptedLLM,
+    clips: Clips,
+    lang: str,
+    manager: ConversationManager | None = None,
+    *,
+    avatar: bool = False,
 ) -> AsyncIterator[VoiceCall]:
     """A call with the production turn handling, VAD and backchannel filter."""
     async with open_voice_call(
@@ -228,10 +237,14 @@ async def desk_for(tmp_path: Path, manager: ConversationManager) -> AsyncIterato
     slot = Slot(str(uuid.uuid4()), start, start + dt.timedelta(minutes=30), "Dr. Rana Khoury")
     store: Any = await GatedStore.open(tmp_path / "desk.sqlite3")
     store.entered, store.gate = asyncio.Event(), asyncio.Event()
-    await store.load(customers=[SARAH], slots=[slot],
-                     appointments=[Appointment(str(uuid.uuid4()), SARAH.id, slot, "scheduled", "check-up")])
+    await store.load(
+        customers=[SARAH],
+        slots=[slot],
+        appointments=[Appointment(str(uuid.uuid4()), SARAH.id, slot, "scheduled", "check-up")],
+    )
     desk = AppointmentDesk(
-        store, DeskConfig(language="en", timezone="UTC", acknowledgement_delay=30.0, still_working_after=60.0),
+        store,
+        DeskConfig(language="en", timezone="UTC", acknowledgement_delay=30.0, still_working_after=60.0),
         record=manager,
     )
     desk.caller_identified(phone=SARAH.phone)

@@ -201,8 +201,10 @@ def test_declining_clears_the_proposal_and_a_new_one_replaces_the_old() -> None:
 # ------------------------------------------------------------------------- arguments
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("94103", "94103"), ("٩٤١٠٣", "94103"), ("۹۴۱ ۰۳", "94103"),
-                                              (" 94-103 ", "94103"), ("sw1a 1aa", "SW1A1AA")])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("94103", "94103"), ("٩٤١٠٣", "94103"), ("۹۴۱ ۰۳", "94103"), (" 94-103 ", "94103"), ("sw1a 1aa", "SW1A1AA")],
+)
 def test_zip_codes_are_normalised(raw: str, expected: str) -> None:
     assert arguments.zip_code(raw) == expected
 

@@ -34,8 +34,10 @@ def test_normalize_phone(raw: str, e164: str | None) -> None:
 @pytest.mark.parametrize(
     ("said", "expected"),
     [
-        ("Hi, my name is ahmad khalil and my number is 0991 234 567",
-         CallerDetails("Ahmad Khalil", "+963991234567", None)),
+        (
+            "Hi, my name is ahmad khalil and my number is 0991 234 567",
+            CallerDetails("Ahmad Khalil", "+963991234567", None),
+        ),
         ("this is Mary-Jane Watson speaking", CallerDetails("Mary-Jane Watson", None, None)),
         ("you can email me at lina.h@example.com", CallerDetails(None, None, "lina.h@example.com")),
         ("it's john dot smith at example dot com", CallerDetails(None, None, "john.smith@example.com")),

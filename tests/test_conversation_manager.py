@@ -73,12 +73,17 @@ async def test_a_call_from_start_to_saved_record(store: ConversationStore, tmp_p
     assert detail is not None
     c = detail.conversation
     assert (c["status"], c["message_count"], c["user_name"], c["user_phone"]) == (
-        "completed", 3, "أحمد محمد", "+963991234567"
+        "completed",
+        3,
+        "أحمد محمد",
+        "+963991234567",
     )
     assert c["summary"] == "Caller verified." and c["metadata"] == {"job_id": "J1", "effects": []}
     assert c["outcome"] == "information_only", "no tool changed anything"
     assert [(m["role"], m["interrupted"]) for m in detail.messages] == [
-        ("assistant", False), ("user", False), ("assistant", True)
+        ("assistant", False),
+        ("user", False),
+        ("assistant", True),
     ]
     assert [t["seq"] for t in detail.tool_calls] == [3]
     listed = await manager.get_conversation_list(phone="0991 234 567")

@@ -55,11 +55,22 @@ CALLER = {"en": SARA, "ar": HUDA}
 ZIP_SAID = {"en": "94103", "ar": "١٢٣٤٥"}
 """What the model passes as the ZIP code: the Arabic call says it in Arabic-Indic digits."""
 SAY = {
-    "en": {"hello": "Hi, I'd like to book an appointment.", "zip": "My ZIP code is 9 4 1 0 3.",
-           "tomorrow": "Something tomorrow morning?", "first": "The first one.", "yes": "Yes, please.",
-           "no": "No, leave it."},
-    "ar": {"hello": "مرحباً، أريد حجز موعد.", "zip": "الرمز البريدي ١٢٣٤٥.", "tomorrow": "هل يوجد شيء غداً صباحاً؟",
-           "first": "الأول من فضلك.", "yes": "نعم، من فضلك.", "no": "لا، اتركه."},
+    "en": {
+        "hello": "Hi, I'd like to book an appointment.",
+        "zip": "My ZIP code is 9 4 1 0 3.",
+        "tomorrow": "Something tomorrow morning?",
+        "first": "The first one.",
+        "yes": "Yes, please.",
+        "no": "No, leave it.",
+    },
+    "ar": {
+        "hello": "مرحباً، أريد حجز موعد.",
+        "zip": "الرمز البريدي ١٢٣٤٥.",
+        "tomorrow": "هل يوجد شيء غداً صباحاً؟",
+        "first": "الأول من فضلك.",
+        "yes": "نعم، من فضلك.",
+        "no": "لا، اتركه.",
+    },
 }
 LANGUAGES = ["en", "ar"]
 
@@ -99,8 +110,12 @@ class World:
 def plan(now: dt.datetime) -> tuple[dt.date, list[Slot], dict[str, Appointment]]:
     tomorrow = now.astimezone(ZoneInfo(TZ)).date() + dt.timedelta(days=1)
     slots = [
-        Slot(str(uuid.uuid4()), local(day, 9) + k * dt.timedelta(minutes=30),
-             local(day, 9) + (k + 1) * dt.timedelta(minutes=30), "Dr. Rana Khoury")
+        Slot(
+            str(uuid.uuid4()),
+            local(day, 9) + k * dt.timedelta(minutes=30),
+            local(day, 9) + (k + 1) * dt.timedelta(minutes=30),
+            "Dr. Rana Khoury",
+        )
         for day in (tomorrow, tomorrow + dt.timedelta(days=1))
         for k in range(8)
     ]
@@ -146,18 +161,41 @@ async def sqlite_world(tmp_path: Path) -> AsyncIterator[World]:
 async def supabase_world(stack: Any) -> AsyncIterator[World]:
     tomorrow, slots, appointments = plan(dt.datetime.now(dt.UTC))
     admin: AsyncClient = await acreate_client(stack.url, stack.service_key)
-    await admin.table("customers").insert(
-        [{"id": c.id, "name": c.name, "phone": c.phone, "zip_code": c.zip_code, "language": c.language}
-         for c in (SARA, HUDA, OMAR)]
-    ).execute()
-    await admin.table("slots").insert(
-        [{"id": s.id, "starts_at": s.starts_at.isoformat(), "ends_at": s.ends_at.isoformat(), "provider": s.provider}
-         for s in slots]
-    ).execute()
-    await admin.table("appointments").insert(
-        [{"id": a.id, "customer_id": a.customer_id, "slot_id": a.slot.id, "status": a.status, "reason": a.reason}
-         for a in appointments.values()]
-    ).execute()
+    await (
+        admin.table("customers")
+        .insert(
+            [
+                {"id": c.id, "name": c.name, "phone": c.phone, "zip_code": c.zip_code, "language": c.language}
+                for c in (SARA, HUDA, OMAR)
+            ]
+        )
+        .execute()
+    )
+    await (
+        admin.table("slots")
+        .insert(
+            [
+                {
+                    "id": s.id,
+                    "starts_at": s.starts_at.isoformat(),
+                    "ends_at": s.ends_at.isoformat(),
+                    "provider": s.provider,
+                }
+                for s in slots
+            ]
+        )
+        .execute()
+    )
+    await (
+        admin.table("appointments")
+        .insert(
+            [
+                {"id": a.id, "customer_id": a.customer_id, "slot_id": a.slot.id, "status": a.status, "reason": a.reason}
+                for a in appointments.values()
+            ]
+        )
+        .execute()
+    )
     store = await SupabaseAppointmentStore.connect(stack.url, stack.service_key, timeout=5.0)
     extra: list[AppointmentStore] = []
 
@@ -204,8 +242,7 @@ class Call:
 
     def outputs(self, name: str) -> list[llm.FunctionCallOutput]:
         return [
-            e.item for r in self.results for e in r.events
-            if e.type == "function_call_output" and e.item.name == name
+            e.item for r in self.results for e in r.events if e.type == "function_call_output" and e.item.name == name
         ]
 
 
@@ -228,8 +265,9 @@ async def open_call(
     await manager.start_conversation(None, "desk-room", "caller")
     desk = AppointmentDesk(
         world.store,
-        DeskConfig(language=lang, timezone=TZ, default_country_code="963", escalation_phone_number=escalation,
-                   **config),
+        DeskConfig(
+            language=lang, timezone=TZ, default_country_code="963", escalation_phone_number=escalation, **config
+        ),
         record=manager,
         transfer=transfer,
         status=status,
@@ -294,8 +332,13 @@ async def test_verify_then_list(lang: str, world: World, tmp_path: Path) -> None
     async with open_call(world, tmp_path, lang) as call:
         await call.turn(SAY[lang]["hello"], Reply("What is your ZIP code?"))
         before = set(call.llm.calls[0].tool_names)
-        assert before == {"verify_caller", "provide_phone_number", "save_caller_details", "request_callback",
-                          "transfer_to_human"}
+        assert before == {
+            "verify_caller",
+            "provide_phone_number",
+            "save_caller_details",
+            "request_callback",
+            "transfer_to_human",
+        }
         assert not before & APPOINTMENT_TOOLS, "before verification the appointment tools do not exist"
 
         result = await verify(call, tool("list_appointments"), Reply("You have one appointment."))
@@ -307,8 +350,12 @@ async def test_verify_then_list(lang: str, world: World, tmp_path: Path) -> None
         appointment = world.appointments[customer.id]
         assert listed.output == call.line(
             "appointments_list",
-            lines=call.line("appointment_line", ref="A1", when=call.desk.when(appointment.slot.starts_at),
-                            provider=call.line("with_provider", provider="Dr. Rana Khoury")),
+            lines=call.line(
+                "appointment_line",
+                ref="A1",
+                when=call.desk.when(appointment.slot.starts_at),
+                provider=call.line("with_provider", provider="Dr. Rana Khoury"),
+            ),
         )
         assert isinstance(call.session.current_agent, AppointmentsAgent)
         assert call.desk.state.turn == 2, "the handoff's reply belongs to the caller's turn"
@@ -327,8 +374,12 @@ async def test_handoff_happens_once_and_is_recorded(world: World, tmp_path: Path
         # the model calls verify_caller twice in one step: one verification, one handoff
         result = await call.turn(
             SAY["en"]["zip"],
-            Reply(tool_calls=[ToolCall("verify_caller", {"zip_code": "94103"}),
-                              ToolCall("verify_caller", {"zip_code": "94103"})]),
+            Reply(
+                tool_calls=[
+                    ToolCall("verify_caller", {"zip_code": "94103"}),
+                    ToolCall("verify_caller", {"zip_code": "94103"}),
+                ]
+            ),
             Reply("You're verified."),
         )
         result.expect.contains_agent_handoff(new_agent_type=AppointmentsAgent)
@@ -425,7 +476,8 @@ async def test_book_with_confirmation(lang: str, any_world: World, tmp_path: Pat
         proposed = await call.turn(SAY[lang]["first"], tool("book_appointment", slot_ref="S1"), Reply("Shall I?"))
         first = world.tomorrow_slots()[0]
         assert last_output(proposed, "book_appointment").output == call.line(
-            "confirm_book", when=call.desk.when(first.starts_at),
+            "confirm_book",
+            when=call.desk.when(first.starts_at),
             provider=call.line("with_provider", provider="Dr. Rana Khoury"),
         )
         assert list((await world.scheduled(customer)).values()) == [world.appointments[customer.id].slot.id], (
@@ -447,8 +499,11 @@ async def test_reschedule_moves_the_appointment_atomically(world: World, tmp_pat
     async with open_call(world, tmp_path) as call:
         await verify(call, tool("list_appointments"), Reply("You have one appointment."))
         await list_tomorrow(call, world)
-        await call.turn("Move it to the third one.",
-                        tool("reschedule_appointment", appointment_ref="A1", slot_ref="S3"), Reply("Shall I?"))
+        await call.turn(
+            "Move it to the third one.",
+            tool("reschedule_appointment", appointment_ref="A1", slot_ref="S3"),
+            Reply("Shall I?"),
+        )
         assert await world.scheduled(SARA) == {appointment.id: appointment.slot.id}
         await call.turn("Yes.", tool("confirm_pending_change", confirmed=True), Reply("Moved."))
     third = world.tomorrow_slots()[2]
@@ -496,8 +551,12 @@ async def test_confirming_in_the_same_turn_is_refused(world: World, tmp_path: Pa
         # both in one parallel step: refused too
         result = await call.turn(
             "Book the second one then.",
-            Reply(tool_calls=[ToolCall("book_appointment", {"slot_ref": "S2"}),
-                              ToolCall("confirm_pending_change", {"confirmed": True})]),
+            Reply(
+                tool_calls=[
+                    ToolCall("book_appointment", {"slot_ref": "S2"}),
+                    ToolCall("confirm_pending_change", {"confirmed": True}),
+                ]
+            ),
             Reply("Shall I?"),
         )
         assert last_output(result, "confirm_pending_change").is_error
@@ -565,17 +624,20 @@ async def test_another_customers_appointment_is_not_found(lang: str, any_world: 
         before = await world.rows()
         result = await call.turn(
             "Cancel A2.",
-            Reply(tool_calls=[
-                ToolCall("cancel_appointment", {"appointment_ref": "A2"}),
-                ToolCall("cancel_appointment", {"appointment_ref": omars.id}),  # a raw id: not a reference
-                ToolCall("reschedule_appointment", {"appointment_ref": "A3", "slot_ref": "S1"}),
-            ]),
+            Reply(
+                tool_calls=[
+                    ToolCall("cancel_appointment", {"appointment_ref": "A2"}),
+                    ToolCall("cancel_appointment", {"appointment_ref": omars.id}),  # a raw id: not a reference
+                    ToolCall("reschedule_appointment", {"appointment_ref": "A3", "slot_ref": "S1"}),
+                ]
+            ),
             Reply("I can't find that."),
         )
         outputs = [e.item for e in result.events if e.type == "function_call_output"]
         assert [o.is_error for o in outputs] == [True, True, True]
         assert {o.output for o in outputs} == {
-            call.line("unknown_appointment", ref="A2"), call.line("bad_reference"),
+            call.line("unknown_appointment", ref="A2"),
+            call.line("bad_reference"),
             call.line("unknown_appointment", ref="A3"),
         }
         await call.turn("Yes.", tool("confirm_pending_change", confirmed=True), Reply("Nothing to do."))
@@ -595,19 +657,25 @@ async def test_malformed_arguments_are_tool_errors_and_write_nothing(world: Worl
         before = await world.rows()
         result = await call.turn(
             "Book it.",
-            Reply(tool_calls=[
-                ToolCall("book_appointment", raw_arguments='{"slot_ref": '),  # broken JSON
-                ToolCall("book_appointment", {"slot": "S1"}),  # wrong name
-                ToolCall("book_appointment", {"slot_ref": "S1; delete from appointments"}),
-                ToolCall("book_appointment", {"slot_ref": "S1" * 50}),
-                ToolCall("list_available_slots", {"from_date": "next monday", "to_date": "", "part_of_day": "any"}),
-                ToolCall("list_available_slots", {"from_date": "2020-01-01", "to_date": "2020-01-01",
-                                                  "part_of_day": "any"}),
-                ToolCall("list_available_slots", {"from_date": world.tomorrow.isoformat(), "to_date": "",
-                                                  "part_of_day": "night"}),
-                ToolCall("request_callback", {"reason": "x" * 400}),
-                ToolCall("save_caller_details", {"name": "Sarah\u001b[2J", "phone": "", "email": ""}),
-            ]),
+            Reply(
+                tool_calls=[
+                    ToolCall("book_appointment", raw_arguments='{"slot_ref": '),  # broken JSON
+                    ToolCall("book_appointment", {"slot": "S1"}),  # wrong name
+                    ToolCall("book_appointment", {"slot_ref": "S1; delete from appointments"}),
+                    ToolCall("book_appointment", {"slot_ref": "S1" * 50}),
+                    ToolCall("list_available_slots", {"from_date": "next monday", "to_date": "", "part_of_day": "any"}),
+                    ToolCall(
+                        "list_available_slots",
+                        {"from_date": "2020-01-01", "to_date": "2020-01-01", "part_of_day": "any"},
+                    ),
+                    ToolCall(
+                        "list_available_slots",
+                        {"from_date": world.tomorrow.isoformat(), "to_date": "", "part_of_day": "night"},
+                    ),
+                    ToolCall("request_callback", {"reason": "x" * 400}),
+                    ToolCall("save_caller_details", {"name": "Sarah\u001b[2J", "phone": "", "email": ""}),
+                ]
+            ),
             Reply("Sorry, could you repeat that?"),
         )
         outputs = [e.item for e in result.events if e.type == "function_call_output"]
@@ -631,8 +699,13 @@ async def test_appointment_tools_refuse_without_verification(world: World, tmp_p
         await asyncio.sleep(0.2)
         result = await call.turn(
             "List my appointments and book S1.",
-            Reply(tool_calls=[ToolCall("list_appointments", {}), ToolCall("book_appointment", {"slot_ref": "S1"}),
-                              ToolCall("cancel_appointment", {"appointment_ref": "A1"})]),
+            Reply(
+                tool_calls=[
+                    ToolCall("list_appointments", {}),
+                    ToolCall("book_appointment", {"slot_ref": "S1"}),
+                    ToolCall("cancel_appointment", {"appointment_ref": "A1"}),
+                ]
+            ),
             Reply("Please verify first."),
         )
         outputs = [e.item for e in result.events if e.type == "function_call_output"]
@@ -663,7 +736,10 @@ async def test_unknown_caller_leaves_details_and_a_callback(
         await call.turn("Please do call.", tool("request_callback", reason="again"), Reply("Already noted."))
     [row] = await world.callbacks()
     assert (row["name"], row["phone"], row["customer_id"], row["conversation_id"]) == (
-        name, "+963991234567", None, call.manager.conversation_id,
+        name,
+        "+963991234567",
+        None,
+        call.manager.conversation_id,
     )
     assert row["reason"] == "New patient wants a first appointment"
     caller = call.manager.transcript.caller
@@ -687,8 +763,9 @@ async def test_transfer_to_human_over_sip(world: World, tmp_path: Path) -> None:
         transfers.append((identity, destination))
 
     async with open_call(world, tmp_path, is_sip=True, transfer=transfer, escalation="+963112223344") as call:
-        result = await call.turn("Let me talk to a person.", tool("transfer_to_human", reason="wants a person"),
-                                 Reply("Goodbye."))
+        result = await call.turn(
+            "Let me talk to a person.", tool("transfer_to_human", reason="wants a person"), Reply("Goodbye.")
+        )
         said = [e.item.text_content for e in result.events if e.type == "message"]
         assert said[0] == call.line("transfer_started")
     assert transfers == [("sip_caller", "tel:+963112223344")]

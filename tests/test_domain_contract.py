@@ -39,9 +39,7 @@ SEED_SQL = REPO_ROOT / "sql" / "seed_demo.sql"
 
 ALICE = Customer(str(uuid.uuid4()), "Alice Smith", "+14155550111", "94103", "en")
 HUDA = Customer(str(uuid.uuid4()), "هدى الخطيب", "+963933000111", "12345", "ar")
-RACERS = tuple(
-    Customer(str(uuid.uuid4()), f"Racer {i}", f"+1415555020{i}", "94110", "en") for i in range(6)
-)
+RACERS = tuple(Customer(str(uuid.uuid4()), f"Racer {i}", f"+1415555020{i}", "94110", "en") for i in range(6))
 SOMEONE = str(uuid.uuid4())
 """A well-formed id that names nothing."""
 
@@ -55,8 +53,7 @@ def make_slots() -> tuple[list[Slot], Slot]:
     opening = dt.datetime.combine(tomorrow, dt.time(9), tzinfo=dt.UTC)
     half_hour = dt.timedelta(minutes=30)
     future = [
-        Slot(str(uuid.uuid4()), opening + i * half_hour, opening + (i + 1) * half_hour, "Dr. Test")
-        for i in range(8)
+        Slot(str(uuid.uuid4()), opening + i * half_hour, opening + (i + 1) * half_hour, "Dr. Test") for i in range(8)
     ]
     past_start = opening - dt.timedelta(days=3)
     return future, Slot(str(uuid.uuid4()), past_start, past_start + half_hour, "Dr. Test")
@@ -92,13 +89,22 @@ async def supabase_store(stack: Stack, sent: list[httpx.Request] | None = None) 
 
 
 def slot_row(slot: Slot) -> dict[str, Any]:
-    return {"id": slot.id, "starts_at": slot.starts_at.isoformat(), "ends_at": slot.ends_at.isoformat(),
-            "provider": slot.provider}
+    return {
+        "id": slot.id,
+        "starts_at": slot.starts_at.isoformat(),
+        "ends_at": slot.ends_at.isoformat(),
+        "provider": slot.provider,
+    }
 
 
 def customer_row(customer: Customer) -> dict[str, Any]:
-    return {"id": customer.id, "name": customer.name, "phone": customer.phone, "zip_code": customer.zip_code,
-            "language": customer.language}
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "phone": customer.phone,
+        "zip_code": customer.zip_code,
+        "language": customer.language,
+    }
 
 
 @pytest_asyncio.fixture(params=BACKENDS)
@@ -146,8 +152,16 @@ async def desk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
             extra.append(await SupabaseAppointmentStore.connect(stack.url, stack.service_key, timeout=5.0))
             return extra[-1]
 
-        desk = Desk("supabase", await supabase_store(stack, sent), future, past, supabase_rows, supabase_callbacks,
-                    another_supabase, sent)
+        desk = Desk(
+            "supabase",
+            await supabase_store(stack, sent),
+            future,
+            past,
+            supabase_rows,
+            supabase_callbacks,
+            another_supabase,
+            sent,
+        )
     try:
         yield desk
     finally:
@@ -170,8 +184,17 @@ async def test_find_customer_by_phone(desk: Desk) -> None:
     assert await desk.store.find_customer_by_phone(HUDA.phone) == HUDA
     assert await desk.store.find_customer_by_phone("+14155559999") is None
     sent_before = len(desk.sent)
-    for bad in ("", "14155550111", f"eq.{ALICE.phone}", f"{ALICE.phone},phone.neq.0", "*", "%", "+1415555011%",
-                f"{ALICE.phone})", "or=(id.gt.0)"):
+    for bad in (
+        "",
+        "14155550111",
+        f"eq.{ALICE.phone}",
+        f"{ALICE.phone},phone.neq.0",
+        "*",
+        "%",
+        "+1415555011%",
+        f"{ALICE.phone})",
+        "or=(id.gt.0)",
+    ):
         assert await desk.store.find_customer_by_phone(bad) is None, bad
     assert len(desk.sent) == sent_before, "a malformed phone must not reach the database"
 
@@ -192,7 +215,9 @@ async def test_list_appointments_is_scoped_to_the_customer_and_soonest_first(des
     assert alices[0].reason == "check-up" and alices[0].slot == s[1] and alices[0].status == "scheduled"
     assert all(a.customer_id == ALICE.id for a in alices)
     assert [a.id for a in await desk.store.list_appointments(ALICE.id, upcoming_only=False)] == [
-        past.id, sooner.id, later.id,
+        past.id,
+        sooner.id,
+        later.id,
     ]
     assert await desk.store.list_appointments(HUDA.id) == [hudas]
     assert await desk.store.list_appointments(RACERS[0].id) == []
@@ -394,8 +419,12 @@ async def test_callback_requests_are_stored(desk: Desk) -> None:
     stored = {r["id"]: r for r in await desk.callbacks()}
     assert set(stored) == {known, anonymous}
     assert {k: stored[known][k] for k in ("customer_id", "name", "phone", "reason", "conversation_id", "status")} == {
-        "customer_id": HUDA.id, "name": HUDA.name, "phone": HUDA.phone, "reason": "تريد التحدث مع الطبيب",
-        "conversation_id": "c-1", "status": "open",
+        "customer_id": HUDA.id,
+        "name": HUDA.name,
+        "phone": HUDA.phone,
+        "reason": "تريد التحدث مع الطبيب",
+        "conversation_id": "c-1",
+        "status": "open",
     }
     assert stored[anonymous]["customer_id"] is None and stored[anonymous]["conversation_id"] is None
     with pytest.raises(NotFound):
@@ -429,8 +458,11 @@ async def test_api_roles_can_neither_read_the_desk_nor_call_its_functions(clean_
         calls = {
             "open_slots": {"p_from": now.isoformat(), "p_to": (now + dt.timedelta(days=14)).isoformat(), "p_limit": 5},
             "book_appointment": {"p_customer_id": demo, "p_slot_id": SOMEONE, "p_reason": None},
-            "reschedule_appointment": {"p_customer_id": demo, "p_appointment_id": appointment,
-                                       "p_new_slot_id": SOMEONE},
+            "reschedule_appointment": {
+                "p_customer_id": demo,
+                "p_appointment_id": appointment,
+                "p_new_slot_id": SOMEONE,
+            },
             "cancel_appointment": {"p_customer_id": demo, "p_appointment_id": appointment},
         }
         for function, params in calls.items():

@@ -50,11 +50,45 @@ from tools import arguments
 from tools.call_state import DeskError, normalize_ref
 
 NASTY = [
-    "", " ", "\t\n", "\x00", "94103\x00", "\x1b[2J", "\u202e30149", "94103\u200f", "\u2066A1\u2069", "\u2028",
-    "٩٤١٠٣", "🙂", "👨‍👩‍👧", "A1🙂", "' OR '1'='1", "1; DROP TABLE appointments; --", "eq.1,or=(id.gt.0)",
-    "S1&select=*", "*", "%", "A1)", "\ud800", "x\udfffy", "null", "[]", "{}", "A" * 300, "٩" * 5000,
-    "Robert'); DELETE FROM customers;--", "\\", "\"", "A 1", "S-1", "s١", "2030-02-30", "9999-12-31",
-    "lina\u202e@example.com", "x\u200b@y.com", "Sarah\u200dJohnson",
+    "",
+    " ",
+    "\t\n",
+    "\x00",
+    "94103\x00",
+    "\x1b[2J",
+    "\u202e30149",
+    "94103\u200f",
+    "\u2066A1\u2069",
+    "\u2028",
+    "٩٤١٠٣",
+    "🙂",
+    "👨‍👩‍👧",
+    "A1🙂",
+    "' OR '1'='1",
+    "1; DROP TABLE appointments; --",
+    "eq.1,or=(id.gt.0)",
+    "S1&select=*",
+    "*",
+    "%",
+    "A1)",
+    "\ud800",
+    "x\udfffy",
+    "null",
+    "[]",
+    "{}",
+    "A" * 300,
+    "٩" * 5000,
+    "Robert'); DELETE FROM customers;--",
+    "\\",
+    '"',
+    "A 1",
+    "S-1",
+    "s١",
+    "2030-02-30",
+    "9999-12-31",
+    "lina\u202e@example.com",
+    "x\u200b@y.com",
+    "Sarah\u200dJohnson",
 ]
 TEXT = st.one_of(
     st.sampled_from(NASTY),
@@ -63,8 +97,14 @@ TEXT = st.one_of(
     st.text(min_size=300, max_size=3000),
 )
 ANY_VALUE = st.one_of(
-    TEXT, st.none(), st.booleans(), st.integers(), st.floats(), st.lists(st.integers(), max_size=3),
-    st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2), st.binary(max_size=8),
+    TEXT,
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
+    st.binary(max_size=8),
 )
 INTERNAL_ERROR = "An internal error occurred"
 
@@ -118,15 +158,22 @@ def nasty_calls(tool: str, params: list[str], fixed: dict[str, Any] | None = Non
     fixed = fixed or {}
     base = {p: fixed.get(p, "A1") for p in params}
     calls = [ToolCall(tool, {**base, p: v}) for p in params for v in [*NASTY, *WRONG_TYPES]]
-    calls += [ToolCall(tool, {}), ToolCall(tool, {**base, "extra": "eq.1,or=(id.gt.0)"}),
-              ToolCall(tool, raw_arguments='{"' + params[0] + '": '), ToolCall(tool, raw_arguments="[1, 2]"),
-              ToolCall(tool, raw_arguments=json.dumps({p: "x" * 100_000 for p in params}))]
+    calls += [
+        ToolCall(tool, {}),
+        ToolCall(tool, {**base, "extra": "eq.1,or=(id.gt.0)"}),
+        ToolCall(tool, raw_arguments='{"' + params[0] + '": '),
+        ToolCall(tool, raw_arguments="[1, 2]"),
+        ToolCall(tool, raw_arguments=json.dumps({p: "x" * 100_000 for p in params})),
+    ]
     return calls
 
 
 def clean_refusals(result: object, caplog: pytest.LogCaptureFixture) -> list[tuple[bool, str]]:
-    outputs = [(e.item.is_error, e.item.output) for e in result.events  # type: ignore[attr-defined]
-               if e.type == "function_call_output"]
+    outputs = [
+        (e.item.is_error, e.item.output)
+        for e in result.events  # type: ignore[attr-defined]
+        if e.type == "function_call_output"
+    ]
     assert INTERNAL_ERROR not in {out for _, out in outputs}
     assert not [r for r in caplog.records if "exception occurred while executing tool" in r.getMessage()]
     return outputs
@@ -151,15 +198,25 @@ async def test_every_reception_tool_refuses_nasty_arguments_and_writes_nothing(
         # a callback needs a reason: invalid ones write nothing
         invalid = [v for v in [*NASTY, *WRONG_TYPES] if not _valid(arguments.reason, v)]
         call.desk.state.contact_phone = "+963991234567"
-        outputs = clean_refusals(await call.turn("...", Reply(tool_calls=[
-            *(ToolCall("request_callback", {"reason": v}) for v in invalid),
-            *(ToolCall("transfer_to_human", {"reason": v}) for v in invalid),
-        ]), Reply("Sorry?")), caplog)
+        outputs = clean_refusals(
+            await call.turn(
+                "...",
+                Reply(
+                    tool_calls=[
+                        *(ToolCall("request_callback", {"reason": v}) for v in invalid),
+                        *(ToolCall("transfer_to_human", {"reason": v}) for v in invalid),
+                    ]
+                ),
+                Reply("Sorry?"),
+            ),
+            caplog,
+        )
         assert all(is_error for is_error, _ in outputs)
         assert await world.callbacks() == []
         # a reason that looks like SQL or a filter is just text, stored as said
-        await call.turn("...", Reply(tool_calls=[ToolCall("request_callback", {"reason": "eq.1,or=(id.gt.0)"})]),
-                        Reply("Noted."))
+        await call.turn(
+            "...", Reply(tool_calls=[ToolCall("request_callback", {"reason": "eq.1,or=(id.gt.0)"})]), Reply("Noted.")
+        )
     assert [c["reason"] for c in await world.callbacks()] == ["eq.1,or=(id.gt.0)"]
     assert await world.rows() == before
 
@@ -176,8 +233,11 @@ async def test_every_appointment_tool_refuses_nasty_arguments_and_writes_nothing
             nasty_calls("cancel_appointment", ["appointment_ref"]),
             nasty_calls("book_appointment", ["slot_ref"]),
             nasty_calls("reschedule_appointment", ["appointment_ref", "slot_ref"], {"slot_ref": "S1"}),
-            nasty_calls("list_available_slots", ["from_date", "to_date", "part_of_day"],
-                        {"from_date": day, "to_date": day, "part_of_day": "any"}),
+            nasty_calls(
+                "list_available_slots",
+                ["from_date", "to_date", "part_of_day"],
+                {"from_date": day, "to_date": day, "part_of_day": "any"},
+            ),
             [ToolCall("confirm_pending_change", {"confirmed": v}) for v in [*NASTY, *WRONG_TYPES]],
         ]
         for batch in batches:
@@ -238,8 +298,11 @@ async def probe_stores(stack: Stack, world: World, values: list[str]) -> None:
             assert await desk.find_customer_by_phone(value) == known.get(value)
             with contextlib.suppress(NotFound):  # a malformed id; a well-formed unknown one finds nothing
                 assert await desk.list_appointments(value) == []
-            for attempt in (lambda: desk.cancel(SARA.id, value), lambda: desk.reschedule(SARA.id, value, value),  # noqa: B023
-                            lambda: desk.book(value, world.slots[0].id)):  # noqa: B023
+            for attempt in (
+                lambda: desk.cancel(SARA.id, value),
+                lambda: desk.reschedule(SARA.id, value, value),  # noqa: B023
+                lambda: desk.book(value, world.slots[0].id),
+            ):  # noqa: B023
                 with pytest.raises(NotFound):
                     await attempt()
             assert requests == [] or _is_uuid(value), "a malformed id never reaches the database"
@@ -280,12 +343,17 @@ ADVERSARIAL_UNITS = ["1-", "a", "a.", "a dot ", "1 ", "x@", "+", "my name is ", 
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.one_of(
-    st.text(max_size=600),
-    st.text(alphabet=st.characters(codec=None), max_size=200),
-    st.builds(lambda unit, end: (unit * (32_000 // len(unit)))[:32_000] + end,
-              st.sampled_from(ADVERSARIAL_UNITS), st.sampled_from(["", "a", "1", "@b.co", " at x dot com"])),
-))
+@given(
+    text=st.one_of(
+        st.text(max_size=600),
+        st.text(alphabet=st.characters(codec=None), max_size=200),
+        st.builds(
+            lambda unit, end: (unit * (32_000 // len(unit)))[:32_000] + end,
+            st.sampled_from(ADVERSARIAL_UNITS),
+            st.sampled_from(["", "a", "1", "@b.co", " at x dot com"]),
+        ),
+    )
+)
 def test_caller_details_from_any_text_are_well_formed(text: str) -> None:
     details = extract(text, "963")
     if details.phone is not None:
@@ -342,8 +410,7 @@ async def test_odd_characters_never_block_a_calls_write(record_store: Conversati
     assert [m["content"] for m in detail.messages] == [storable(ODD["content"]), "fine"]
     assert detail.messages[0]["content"] == "he said  then \ufffd alone, 🙂, \u202eRTL\u202c and ٩٤١"
     assert [t["name"] for t in detail.tool_calls] == ["lookup", "raw"]
-    assert detail.tool_calls[0]["arguments"] == {"zip": "12", "ref": "A\ufffd1", "nested": [{"x": ""}],
-                                                 "ratio": None}
+    assert detail.tool_calls[0]["arguments"] == {"zip": "12", "ref": "A\ufffd1", "nested": [{"x": ""}], "ratio": None}
     assert detail.conversation["participant_identity"] == "caller\ufffd"
 
     # the journal of the same call, never ended (a crash), replays the same way
@@ -380,14 +447,52 @@ def test_any_text_said_reaches_the_store_as_said(said: list[str]) -> None:
 
 
 SETTING_NAMES = [
-    "AGENT_LANGUAGE", "DEFAULT_COUNTRY_CODE", "CLINIC_TIMEZONE", "MAX_VERIFICATION_ATTEMPTS", "ACK_DELAY",
-    "STILL_WORKING_AFTER", "LLM_HISTORY_MESSAGES", "SUPABASE_URL", "OPENAI_BASE_URL", "JOURNAL_RETENTION_DAYS",
-    "LOAD_THRESHOLD", "NUM_IDLE_PROCESSES", "JOB_MEMORY_LIMIT_MB", "SESSION_END_TIMEOUT", "FLUSH_TIMEOUT",
-    "STORE_TIMEOUT", "SLOW_TURN_MS", "LOG_LEVEL", "LOG_FORMAT", "LIVEKIT_URL", "ESCALATION_PHONE_NUMBER",
+    "AGENT_LANGUAGE",
+    "DEFAULT_COUNTRY_CODE",
+    "CLINIC_TIMEZONE",
+    "MAX_VERIFICATION_ATTEMPTS",
+    "ACK_DELAY",
+    "STILL_WORKING_AFTER",
+    "LLM_HISTORY_MESSAGES",
+    "SUPABASE_URL",
+    "OPENAI_BASE_URL",
+    "JOURNAL_RETENTION_DAYS",
+    "LOAD_THRESHOLD",
+    "NUM_IDLE_PROCESSES",
+    "JOB_MEMORY_LIMIT_MB",
+    "SESSION_END_TIMEOUT",
+    "FLUSH_TIMEOUT",
+    "STORE_TIMEOUT",
+    "SLOW_TURN_MS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "LIVEKIT_URL",
+    "ESCALATION_PHONE_NUMBER",
 ]
 SETTING_VALUES = st.one_of(
-    st.sampled_from(["", "-1", "nan", "inf", "1e309", "0", "9" * 5000, "١٢", "０", "Mars/Olympus", "../../etc/passwd",
-                     "UTC\x00", "https://", "wss://x", "eq.1,or=(id.gt.0)", "\u202e", "🙂", "+963", "TRUE"]),
+    st.sampled_from(
+        [
+            "",
+            "-1",
+            "nan",
+            "inf",
+            "1e309",
+            "0",
+            "9" * 5000,
+            "١٢",
+            "０",
+            "Mars/Olympus",
+            "../../etc/passwd",
+            "UTC\x00",
+            "https://",
+            "wss://x",
+            "eq.1,or=(id.gt.0)",
+            "\u202e",
+            "🙂",
+            "+963",
+            "TRUE",
+        ]
+    ),
     st.text(max_size=30),
 )
 
@@ -396,9 +501,15 @@ SETTING_VALUES = st.one_of(
 @given(values=st.dictionaries(st.sampled_from(SETTING_NAMES), SETTING_VALUES, max_size=6))
 def test_any_setting_value_is_accepted_or_named_as_a_problem(values: dict[str, str]) -> None:
     secret = f"sk-canary-{uuid.uuid4().hex}"
-    env = {"OPENAI_API_KEY": secret, "LIVEKIT_URL": "wss://x.invalid", "LIVEKIT_API_KEY": "k",
-           "LIVEKIT_API_SECRET": secret, "SUPABASE_SERVICE_ROLE_KEY": secret, "SUPABASE_URL": "http://127.0.0.1:1",
-           **values}
+    env = {
+        "OPENAI_API_KEY": secret,
+        "LIVEKIT_URL": "wss://x.invalid",
+        "LIVEKIT_API_KEY": "k",
+        "LIVEKIT_API_SECRET": secret,
+        "SUPABASE_SERVICE_ROLE_KEY": secret,
+        "SUPABASE_URL": "http://127.0.0.1:1",
+        **values,
+    }
     with contextlib.suppress(SettingsError):
         parsed = Settings.from_env(env, mode="start")
         assert parsed.flush_timeout < parsed.session_end_timeout

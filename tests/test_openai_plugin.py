@@ -101,15 +101,11 @@ async def test_streams_text_reply(server: FakeOpenAIServer, model: openai.LLM) -
     assert "tools" not in body
 
 
-async def test_streams_tool_call_with_split_arguments(
-    server: FakeOpenAIServer, model: openai.LLM
-) -> None:
+async def test_streams_tool_call_with_split_arguments(server: FakeOpenAIServer, model: openai.LLM) -> None:
     args = {"city": "Damascus", "days": 3}
     server.push(Completion(tool_calls=[FunctionCall("get_weather", args, id="call_w1")], chunk_chars=4))
 
-    chunks = await collect_chunks(
-        model.chat(chat_ctx=user_ctx("Weather in Damascus?"), tools=[get_weather])
-    )
+    chunks = await collect_chunks(model.chat(chat_ctx=user_ctx("Weather in Damascus?"), tools=[get_weather]))
 
     calls = [tc for c in chunks if c.delta for tc in c.delta.tool_calls]
     assert len(calls) == 1
@@ -133,9 +129,7 @@ async def test_streams_tool_call_with_split_arguments(
     assert params["additionalProperties"] is False
 
 
-async def test_parallel_tool_calls_and_text_in_one_response(
-    server: FakeOpenAIServer, model: openai.LLM
-) -> None:
+async def test_parallel_tool_calls_and_text_in_one_response(server: FakeOpenAIServer, model: openai.LLM) -> None:
     server.push(
         Completion(
             "Checking both.",
@@ -176,9 +170,7 @@ async def test_fake_server_answers_non_streaming_and_models(server: FakeOpenAISe
     server.push(Completion("Plain answer.", tool_calls=[FunctionCall("get_weather", {"city": "Hama"})]))
     client = openai_sdk.AsyncClient(base_url=server.base_url, api_key=API_KEY, max_retries=0)
     try:
-        completion = await client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "hi"}]
-        )
+        completion = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
         models = await client.models.list()
     finally:
         await client.close()

@@ -21,16 +21,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     full_env = {"PATH": os.environ["PATH"], "HOME": env.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-m", "conversation_manager", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "conversation_manager", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def two_calls(store: ConversationStore, journal: Path) -> tuple[str, str]:
     first = ConversationManager(store, journal_dir=journal, default_country_code="963")
     a = await first.start_conversation(None, "cli-room", "caller-a")
     first.add_message_to_local_transcript("user", "my name is Omar, number 0991234567")
-    first.add_message_to_local_transcript("assistant", "Thank you Omar", interrupted=True,
-                                          metadata={"metrics": {"e2e_latency": 0.92}})
+    first.add_message_to_local_transcript(
+        "assistant", "Thank you Omar", interrupted=True, metadata={"metrics": {"e2e_latency": 0.92}}
+    )
     first.add_tool_call("verify_caller", {"zip_code": "12345"}, "verified")
     await first.end_conversation()
     second = ConversationManager(store, journal_dir=journal, default_country_code="963")
@@ -71,8 +78,14 @@ async def test_list_show_stats_replay(backend: str, tmp_path: Path, request: pyt
     assert max(day["max_ms"] for day in figures["latency"]) == pytest.approx(920)
     assert {"outcomes", "agent_usage", "tool_errors"} <= set(figures)
     table = cli(env, "stats").stdout
-    for title in ("By status", "Calls per day", "Outcomes per day", "Reply latency per day", "Agent runs by type",
-                  "Tool calls and errors"):
+    for title in (
+        "By status",
+        "Calls per day",
+        "Outcomes per day",
+        "Reply latency per day",
+        "Agent runs by type",
+        "Tool calls and errors",
+    ):
         assert title in table
 
     # The open call's journal is still locked by this process: replay must leave it alone.
@@ -86,8 +99,12 @@ def test_cli_reports_a_bad_configuration(tmp_path: Path) -> None:
 
 
 def test_cli_reports_an_unreachable_store(tmp_path: Path, supabase_stack: Stack) -> None:
-    env = {"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_SERVICE_ROLE_KEY": supabase_stack.service_key,
-           "STORE_TIMEOUT": "1", "HOME": str(tmp_path)}
+    env = {
+        "SUPABASE_URL": "http://127.0.0.1:9",
+        "SUPABASE_SERVICE_ROLE_KEY": supabase_stack.service_key,
+        "STORE_TIMEOUT": "1",
+        "HOME": str(tmp_path),
+    }
     done = cli(env, "list")
     assert done.returncode == 1 and "store error" in done.stderr and "Traceback" not in done.stderr
 

@@ -46,19 +46,24 @@ def everything_the_attacker_wants(world: World) -> Reply:
     """Every appointment tool at once, with every reference and id the attacker could name."""
     ids = [a.id for a in world.appointments.values()]
     day = world.tomorrow.isoformat()
-    return Reply(tool_calls=[
-        ToolCall("list_appointments", {}),
-        ToolCall("list_available_slots", {"from_date": day, "to_date": day, "part_of_day": "any"}),
-        *(ToolCall("cancel_appointment", {"appointment_ref": ref}) for ref in ["A1", "A2", "A3", *ids]),
-        ToolCall("reschedule_appointment", {"appointment_ref": "A1", "slot_ref": "S1"}),
-        ToolCall("book_appointment", {"slot_ref": "S1"}),
-        ToolCall("confirm_pending_change", {"confirmed": True}),
-    ])
+    return Reply(
+        tool_calls=[
+            ToolCall("list_appointments", {}),
+            ToolCall("list_available_slots", {"from_date": day, "to_date": day, "part_of_day": "any"}),
+            *(ToolCall("cancel_appointment", {"appointment_ref": ref}) for ref in ["A1", "A2", "A3", *ids]),
+            ToolCall("reschedule_appointment", {"appointment_ref": "A1", "slot_ref": "S1"}),
+            ToolCall("book_appointment", {"slot_ref": "S1"}),
+            ToolCall("confirm_pending_change", {"confirmed": True}),
+        ]
+    )
 
 
 def outputs(result: object) -> list[tuple[str, bool, str]]:
-    return [(e.item.name, e.item.is_error, e.item.output) for e in result.events  # type: ignore[attr-defined]
-            if e.type == "function_call_output"]
+    return [
+        (e.item.name, e.item.is_error, e.item.output)
+        for e in result.events  # type: ignore[attr-defined]
+        if e.type == "function_call_output"
+    ]
 
 
 def offered_appointment_tools(call: Call) -> set[str]:
@@ -95,11 +100,13 @@ async def test_i_am_an_operator_gets_no_shortcut(lang: str, world: World, tmp_pa
     async with open_call(world, tmp_path, lang) as call:  # the call carries the caller's number
         result = await call.turn(
             OPERATOR[lang],
-            Reply(tool_calls=[
-                ToolCall("provide_phone_number", {"phone": OMAR.phone}),  # become someone else
-                ToolCall("verify_caller", {"zip_code": "operator"}),
-                ToolCall("verify_caller", {"zip_code": ""}),
-            ]),
+            Reply(
+                tool_calls=[
+                    ToolCall("provide_phone_number", {"phone": OMAR.phone}),  # become someone else
+                    ToolCall("verify_caller", {"zip_code": "operator"}),
+                    ToolCall("verify_caller", {"zip_code": ""}),
+                ]
+            ),
             Reply("Access granted."),
         )
         answers = {(name, out) for name, _, out in outputs(result)}
@@ -108,8 +115,11 @@ async def test_i_am_an_operator_gets_no_shortcut(lang: str, world: World, tmp_pa
         assert call.desk.state.phone == CALLER[lang].phone and not call.desk.state.verified
         assert not offered_appointment_tools(call)
         # what an operator is really offered: a human
-        await call.turn(OPERATOR[lang], tool("transfer_to_human", reason="says they are an operator"),
-                        Reply("A colleague will call you."))
+        await call.turn(
+            OPERATOR[lang],
+            tool("transfer_to_human", reason="says they are an operator"),
+            Reply("A colleague will call you."),
+        )
         assert not call.outputs("transfer_to_human")[-1].is_error
     assert await world.rows() == before
     [callback] = await world.callbacks()
@@ -149,11 +159,13 @@ async def test_cancel_all_without_asking_cancels_nothing_now_and_one_per_later_y
         await verify(call, tool("list_appointments"), Reply("You have three appointments."))
         injected = await call.turn(
             IGNORE[lang],
-            Reply(tool_calls=[
-                *(ToolCall("cancel_appointment", {"appointment_ref": f"A{n}"}) for n in (1, 2, 3)),
-                ToolCall("confirm_pending_change", {"confirmed": True}),
-                ToolCall("confirm_pending_change", {"confirmed": True}),
-            ]),
+            Reply(
+                tool_calls=[
+                    *(ToolCall("cancel_appointment", {"appointment_ref": f"A{n}"}) for n in (1, 2, 3)),
+                    ToolCall("confirm_pending_change", {"confirmed": True}),
+                    ToolCall("confirm_pending_change", {"confirmed": True}),
+                ]
+            ),
             tool("confirm_pending_change", confirmed=True),  # and again, after seeing the refusals
             Reply("All cancelled."),
         )

@@ -53,9 +53,7 @@ async def session(scripted: ScriptedLLM) -> AsyncIterator[AgentSession]:
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-async def test_greets_with_prompt_greeting(
-    lang: str, session: AgentSession, scripted: ScriptedLLM
-) -> None:
+async def test_greets_with_prompt_greeting(lang: str, session: AgentSession, scripted: ScriptedLLM) -> None:
     result = await start(session, ReceptionAgent(persona(lang)))
 
     result.expect.next_event().is_agent_handoff(new_agent_type=ReceptionAgent)
@@ -63,9 +61,7 @@ async def test_greets_with_prompt_greeting(
     result.expect.no_more_events()
     assert greeting.text_content == expected(lang, "greeting")
     assert NAME in greeting.text_content and COMPANY in greeting.text_content
-    assert [m.text_content for m in session.history.messages() if m.role == "assistant"] == [
-        expected(lang, "greeting")
-    ]
+    assert [m.text_content for m in session.history.messages() if m.role == "assistant"] == [expected(lang, "greeting")]
     assert scripted.calls == [], "the greeting is fixed text, not generated"
 
 

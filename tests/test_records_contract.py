@@ -27,32 +27,76 @@ def iso(minutes_ago: float = 0.0) -> str:
     return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)).isoformat()
 
 
-def record(cid: str, *, messages: int = 3, status: str = "completed", phone: str | None = None,
-           minutes_ago: float = 0.0, content: str = "turn {i}") -> CallRecord:
+def record(
+    cid: str,
+    *,
+    messages: int = 3,
+    status: str = "completed",
+    phone: str | None = None,
+    minutes_ago: float = 0.0,
+    content: str = "turn {i}",
+) -> CallRecord:
     started = iso(minutes_ago)
     return CallRecord(
         conversation={
-            "conversation_id": cid, "room_name": "room-a", "participant_identity": "caller",
-            "status": status, "started_at": started, "ended_at": started, "duration_seconds": 12.5,
-            "message_count": messages, "user_name": "Ahmad", "user_phone": phone, "user_email": None,
-            "language": "ar", "metadata": {"channel": "sip"},
+            "conversation_id": cid,
+            "room_name": "room-a",
+            "participant_identity": "caller",
+            "status": status,
+            "started_at": started,
+            "ended_at": started,
+            "duration_seconds": 12.5,
+            "message_count": messages,
+            "user_name": "Ahmad",
+            "user_phone": phone,
+            "user_email": None,
+            "language": "ar",
+            "metadata": {"channel": "sip"},
         },
         messages=[
-            {"conversation_id": cid, "seq": i, "role": "user" if i % 2 else "assistant",
-             "content": content.format(i=i), "interrupted": i == 2, "created_at": started,
-             "agent_run_id": "run-1", "metadata": {"metrics": {"e2e_latency": 0.8}}}
+            {
+                "conversation_id": cid,
+                "seq": i,
+                "role": "user" if i % 2 else "assistant",
+                "content": content.format(i=i),
+                "interrupted": i == 2,
+                "created_at": started,
+                "agent_run_id": "run-1",
+                "metadata": {"metrics": {"e2e_latency": 0.8}},
+            }
             for i in range(messages)
         ],
         tool_calls=[
-            {"conversation_id": cid, "seq": messages, "call_id": "c1", "name": "verify_caller",
-             "arguments": {"zip_code": "12345"}, "output": "verified", "is_error": False,
-             "duration_ms": 12.0, "created_at": started, "agent_run_id": "run-1"},
+            {
+                "conversation_id": cid,
+                "seq": messages,
+                "call_id": "c1",
+                "name": "verify_caller",
+                "arguments": {"zip_code": "12345"},
+                "output": "verified",
+                "is_error": False,
+                "duration_ms": 12.0,
+                "created_at": started,
+                "agent_run_id": "run-1",
+            },
         ],
         agent_runs=[
-            {"run_id": "run-1", "conversation_id": cid, "agent_type": "ReceptionAgent",
-             "started_at": started, "llm_calls": 2, "prompt_tokens": 40, "completion_tokens": 10,
-             "total_tokens": 50, "tool_calls": 1, "tool_errors": 0, "metadata": {}},
-        ] if cid == "c-main" else [],
+            {
+                "run_id": "run-1",
+                "conversation_id": cid,
+                "agent_type": "ReceptionAgent",
+                "started_at": started,
+                "llm_calls": 2,
+                "prompt_tokens": 40,
+                "completion_tokens": 10,
+                "total_tokens": 50,
+                "tool_calls": 1,
+                "tool_errors": 0,
+                "metadata": {},
+            },
+        ]
+        if cid == "c-main"
+        else [],
     )
 
 
@@ -91,8 +135,9 @@ async def test_writing_a_call_twice_never_duplicates(store: ConversationStore) -
 @pytest.mark.asyncio
 async def test_a_late_active_row_never_overwrites_the_finished_call(store: ConversationStore) -> None:
     await store.write_call(record("c-main"))
-    await store.create_conversation({"conversation_id": "c-main", "room_name": "room-a",
-                                     "status": "active", "started_at": iso()})
+    await store.create_conversation(
+        {"conversation_id": "c-main", "room_name": "room-a", "status": "active", "started_at": iso()}
+    )
     detail = await store.get_conversation("c-main")
     assert detail is not None and detail.conversation["status"] == "completed"
 
@@ -145,26 +190,59 @@ async def test_report_gives_the_reporting_views_figures(store: ConversationStore
         r.tool_calls[0]["is_error"] = tool_error
         return r
 
-    await store.write_call(call("c-main", outcome="booked", status="completed", days_ago=0, e2e=[0.5, 1.5],
-                                tool_error=False))
-    await store.write_call(call("r2", outcome="abandoned", status="abandoned", days_ago=0, e2e=[1.0],
-                                tool_error=True))
-    await store.write_call(call("old", outcome="booked", status="completed", days_ago=10, e2e=[9.0],
-                                tool_error=False))
+    await store.write_call(
+        call("c-main", outcome="booked", status="completed", days_ago=0, e2e=[0.5, 1.5], tool_error=False)
+    )
+    await store.write_call(call("r2", outcome="abandoned", status="abandoned", days_ago=0, e2e=[1.0], tool_error=True))
+    await store.write_call(call("old", outcome="booked", status="completed", days_ago=10, e2e=[9.0], tool_error=False))
     today = dt.datetime.now(dt.UTC).date().isoformat()
 
     report = await store.report(days=7)
 
-    assert report.volume == [{"day": today, "calls": 2, "completed": 1, "abandoned": 1, "failed": 0,
-                              "avg_duration_seconds": pytest.approx(12.5)}]
-    assert report.outcomes == [{"day": today, "outcome": "abandoned", "calls": 1},
-                               {"day": today, "outcome": "booked", "calls": 1}]
-    assert report.latency == [{"day": today, "replies": 3, "p50_ms": pytest.approx(1000.0),
-                               "p95_ms": pytest.approx(1450.0), "max_ms": pytest.approx(1500.0)}]
-    assert report.agent_usage == [{"agent_type": "ReceptionAgent", "runs": 1, "llm_calls": 2, "prompt_tokens": 40,
-                                   "completion_tokens": 10, "total_tokens": 50, "tool_calls": 1, "tool_errors": 0}]
-    assert report.tool_errors == [{"name": "verify_caller", "calls": 3, "errors": 1,
-                                   "error_rate": pytest.approx(1 / 3), "avg_duration_ms": pytest.approx(12.0)}]
+    assert report.volume == [
+        {
+            "day": today,
+            "calls": 2,
+            "completed": 1,
+            "abandoned": 1,
+            "failed": 0,
+            "avg_duration_seconds": pytest.approx(12.5),
+        }
+    ]
+    assert report.outcomes == [
+        {"day": today, "outcome": "abandoned", "calls": 1},
+        {"day": today, "outcome": "booked", "calls": 1},
+    ]
+    assert report.latency == [
+        {
+            "day": today,
+            "replies": 3,
+            "p50_ms": pytest.approx(1000.0),
+            "p95_ms": pytest.approx(1450.0),
+            "max_ms": pytest.approx(1500.0),
+        }
+    ]
+    assert report.agent_usage == [
+        {
+            "agent_type": "ReceptionAgent",
+            "runs": 1,
+            "llm_calls": 2,
+            "prompt_tokens": 40,
+            "completion_tokens": 10,
+            "total_tokens": 50,
+            "tool_calls": 1,
+            "tool_errors": 0,
+        }
+    ]
+    assert report.tool_errors == [
+        {
+            "name": "verify_caller",
+            "calls": 3,
+            "errors": 1,
+            "error_rate": pytest.approx(1 / 3),
+            "avg_duration_ms": pytest.approx(12.0),
+        }
+    ]
     assert len((await store.report(days=30)).volume) == 2, "the older day is in a longer report"
 
 
@@ -186,8 +264,9 @@ async def test_more_rows_than_a_chunk_or_a_page(store: ConversationStore) -> Non
 
 @pytest.mark.asyncio
 async def test_updated_at_moves_when_the_row_changes(store: ConversationStore) -> None:
-    await store.create_conversation({"conversation_id": "c-main", "room_name": "room-a", "status": "active",
-                                     "started_at": iso()})
+    await store.create_conversation(
+        {"conversation_id": "c-main", "room_name": "room-a", "status": "active", "started_at": iso()}
+    )
     before = (await store.list_conversations())[0]["updated_at"]
     await asyncio.sleep(0.01)
     await store.write_call(record("c-main"))

@@ -82,8 +82,9 @@ async def replay_twice_writes_once(store: SupabaseConversationStore, stack: Stac
 
 
 @pytest.mark.asyncio
-async def test_store_unreachable_for_the_whole_call(stack: Stack, store: SupabaseConversationStore,
-                                                   tmp_path: Path) -> None:
+async def test_store_unreachable_for_the_whole_call(
+    stack: Stack, store: SupabaseConversationStore, tmp_path: Path
+) -> None:
     unreachable = await SupabaseConversationStore.connect("http://127.0.0.1:9", stack.service_key, timeout=1.0)
     manager = ConversationManager(unreachable, journal_dir=tmp_path, flush_timeout=2.0)
     cid = await a_call(manager)
@@ -95,8 +96,9 @@ async def test_store_unreachable_for_the_whole_call(stack: Stack, store: Supabas
 
 
 @pytest.mark.asyncio
-async def test_postgrest_down_during_the_call_then_back(stack: Stack, store: SupabaseConversationStore,
-                                                       tmp_path: Path) -> None:
+async def test_postgrest_down_during_the_call_then_back(
+    stack: Stack, store: SupabaseConversationStore, tmp_path: Path
+) -> None:
     manager = ConversationManager(store, journal_dir=tmp_path, flush_timeout=3.0)
     cid = await a_call(manager, turns=2)
     stack.stop_postgrest()
@@ -109,10 +111,16 @@ async def test_postgrest_down_during_the_call_then_back(stack: Stack, store: Sup
 
 
 @pytest.mark.asyncio
-async def test_sigkill_mid_call_recovers_every_call_as_abandoned(stack: Stack, store: SupabaseConversationStore,
-                                                                  tmp_path: Path) -> None:
-    env = {**os.environ, "SUPABASE_URL": stack.url, "SUPABASE_SERVICE_ROLE_KEY": stack.service_key,
-           "JOURNAL_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+async def test_sigkill_mid_call_recovers_every_call_as_abandoned(
+    stack: Stack, store: SupabaseConversationStore, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "SUPABASE_URL": stack.url,
+        "SUPABASE_SERVICE_ROLE_KEY": stack.service_key,
+        "JOURNAL_DIR": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+    }
     command = [sys.executable, str(ROOT / "tests" / "crash_call.py"), "5", "40"]
     worker = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)  # noqa: ASYNC220
     try:
@@ -216,8 +224,12 @@ def stored_counts(stack: Stack, cid: str) -> dict[str, int]:
 
 def expected_counts(manager: ConversationManager) -> dict[str, int]:
     transcript = manager.transcript
-    return {"conversations": 1, "messages": len(transcript.messages), "tool_calls": len(transcript.tool_calls),
-            "agent_runs": len(transcript.agent_runs)}
+    return {
+        "conversations": 1,
+        "messages": len(transcript.messages),
+        "tool_calls": len(transcript.tool_calls),
+        "agent_runs": len(transcript.agent_runs),
+    }
 
 
 async def until(check: Callable[[], bool]) -> None:
@@ -228,8 +240,9 @@ async def until(check: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
-async def replay_writes_exactly_once(store: SupabaseConversationStore, stack: Stack, journal: Path,
-                                     manager: ConversationManager) -> None:
+async def replay_writes_exactly_once(
+    store: SupabaseConversationStore, stack: Stack, journal: Path, manager: ConversationManager
+) -> None:
     cid = manager.conversation_id
     first = await replay_pending(store, journal)
     assert first.replayed == [cid] and not first.failed and not first.abandoned, first

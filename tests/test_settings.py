@@ -78,26 +78,46 @@ def test_console_needs_no_livekit_and_a_base_url_replaces_the_key() -> None:
 
 
 def test_secrets_stay_out_of_repr_and_messages() -> None:
-    s = Settings.from_env({**WORKER_ENV, "SUPABASE_URL": "https://x.supabase.co",
-                           "SUPABASE_SERVICE_ROLE_KEY": "service-role-secret-789"}, mode="start")
+    s = Settings.from_env(
+        {**WORKER_ENV, "SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "service-role-secret-789"},
+        mode="start",
+    )
     text = repr(s)
     assert not any(secret in text for secret in s.secret_values())
-    assert set(s.secret_values()) == {"APIabc", "lk-secret-value-123", "sk-test-openai-value-456",
-                                      "service-role-secret-789"}
+    assert set(s.secret_values()) == {
+        "APIabc",
+        "lk-secret-value-123",
+        "sk-test-openai-value-456",
+        "service-role-secret-789",
+    }
     bad = problems({**WORKER_ENV, "FLUSH_TIMEOUT": "x"})
     assert not any(v in p for p in bad for v in WORKER_ENV.values())
 
 
 @pytest.mark.parametrize("mode", ["dev", "start"])
 def test_the_worker_exits_non_zero_before_connecting(mode: str, tmp_path: Path) -> None:
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "OPENAI_API_KEY": "sk-test-openai-value-456",
-           "AGENT_LANGUAGE": "xx"}
-    done = subprocess.run([sys.executable, str(ROOT / "agent.py"), mode], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "OPENAI_API_KEY": "sk-test-openai-value-456",
+        "AGENT_LANGUAGE": "xx",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "agent.py"), mode],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.startswith("  - ")]
-    assert [line.split()[1] for line in lines] == ["AGENT_LANGUAGE", "LIVEKIT_URL", "LIVEKIT_API_KEY",
-                                                   "LIVEKIT_API_SECRET"]
+    assert [line.split()[1] for line in lines] == [
+        "AGENT_LANGUAGE",
+        "LIVEKIT_URL",
+        "LIVEKIT_API_KEY",
+        "LIVEKIT_API_SECRET",
+    ]
     assert "sk-test-openai-value-456" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
 

@@ -21,8 +21,19 @@ def test_backchannels(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "yes", "okay", "Yeah sure", "mm-hm, but wait", "Stop", "uh-huh I want to cancel", "نعم", "لا", "أوكي",
-     "mm mm mm mm"],
+    [
+        "",
+        "yes",
+        "okay",
+        "Yeah sure",
+        "mm-hm, but wait",
+        "Stop",
+        "uh-huh I want to cancel",
+        "نعم",
+        "لا",
+        "أوكي",
+        "mm mm mm mm",
+    ],
 )
 def test_words_are_not_backchannels(text: str) -> None:
     assert not is_backchannel(text)
@@ -30,9 +41,21 @@ def test_words_are_not_backchannels(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["I would like to move my appointment to", "My name is, um", "My name is", "The appointment on",
-     "Can you check whether", "I need to cancel because", "Can I book with the",
-     "I'm calling about my", "أريد نقل موعدي إلى", "أريد الإلغاء لأن", "موعدي في", "Let me think...", "I'd like,"],
+    [
+        "I would like to move my appointment to",
+        "My name is, um",
+        "My name is",
+        "The appointment on",
+        "Can you check whether",
+        "I need to cancel because",
+        "Can I book with the",
+        "I'm calling about my",
+        "أريد نقل موعدي إلى",
+        "أريد الإلغاء لأن",
+        "موعدي في",
+        "Let me think...",
+        "I'd like,",
+    ],
 )
 def test_unfinished_turns(text: str) -> None:
     assert looks_unfinished(text)
@@ -40,9 +63,19 @@ def test_unfinished_turns(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["When is my next appointment", "Yes I do.", "Hold on", "Yes it is", "Can I come in?", "Sarah Johnson",
-     "next Tuesday please", "نعم",
-     "متى موعدي القادم؟", "أريد إلغاء موعدي", ""],
+    [
+        "When is my next appointment",
+        "Yes I do.",
+        "Hold on",
+        "Yes it is",
+        "Can I come in?",
+        "Sarah Johnson",
+        "next Tuesday please",
+        "نعم",
+        "متى موعدي القادم؟",
+        "أريد إلغاء موعدي",
+        "",
+    ],
 )
 def test_finished_turns(text: str) -> None:
     assert not looks_unfinished(text)
@@ -65,15 +98,28 @@ async def test_the_rules_score_the_last_user_turn() -> None:
 
 
 def test_settings_become_the_sessions_turn_handling() -> None:
-    s = Settings.from_env({"INTERRUPTION_MIN_DURATION": "0.3", "AVATAR_INTERRUPTION_MIN_DURATION": "0.9",
-                           "ENDPOINTING_MIN_DELAY": "0.4", "ENDPOINTING_MAX_DELAY": "2", "TURN_DETECTION": "vad",
-                           "PREEMPTIVE_GENERATION": "false", "FALSE_INTERRUPTION_TIMEOUT": "1.5"})
+    s = Settings.from_env(
+        {
+            "INTERRUPTION_MIN_DURATION": "0.3",
+            "AVATAR_INTERRUPTION_MIN_DURATION": "0.9",
+            "ENDPOINTING_MIN_DELAY": "0.4",
+            "ENDPOINTING_MAX_DELAY": "2",
+            "TURN_DETECTION": "vad",
+            "PREEMPTIVE_GENERATION": "false",
+            "FALSE_INTERRUPTION_TIMEOUT": "1.5",
+        }
+    )
     voice = turn_handling_for(s, avatar=False)
     assert voice["turn_detection"] == "vad"
     assert voice["endpointing"] == {"min_delay": 0.4, "max_delay": 2.0}
     assert voice["preemptive_generation"] == {"enabled": False}
-    assert voice["interruption"] == {"mode": "vad", "min_duration": 0.3, "min_words": 0,
-                                     "resume_false_interruption": True, "false_interruption_timeout": 1.5}
+    assert voice["interruption"] == {
+        "mode": "vad",
+        "min_duration": 0.3,
+        "min_words": 0,
+        "resume_false_interruption": True,
+        "false_interruption_timeout": 1.5,
+    }
     avatar = turn_handling_for(s, avatar=True)["interruption"]
     assert (avatar["min_duration"], avatar["resume_false_interruption"]) == (0.9, False), "the avatar cannot pause"
 
@@ -89,8 +135,15 @@ def test_each_turn_detection_choice() -> None:
 
 def test_bad_turn_settings_are_named() -> None:
     with pytest.raises(SettingsError) as e:
-        Settings.from_env({"TURN_DETECTION": "magic", "RESUME_FALSE_INTERRUPTION": "maybe",
-                           "ENDPOINTING_MIN_DELAY": "2", "ENDPOINTING_MAX_DELAY": "1", "VAD_MIN_SILENCE": "-1"})
+        Settings.from_env(
+            {
+                "TURN_DETECTION": "magic",
+                "RESUME_FALSE_INTERRUPTION": "maybe",
+                "ENDPOINTING_MIN_DELAY": "2",
+                "ENDPOINTING_MAX_DELAY": "1",
+                "VAD_MIN_SILENCE": "-1",
+            }
+        )
     text = "\n".join(e.value.problems)
     for name in ("TURN_DETECTION", "RESUME_FALSE_INTERRUPTION", "ENDPOINTING_MAX_DELAY", "VAD_MIN_SILENCE"):
         assert name in text

@@ -29,7 +29,11 @@ def test_start_mode_logs_are_json_and_every_call_line_has_the_conversation_id(tm
     env = base_env(OPENAI_BASE_URL=f"http://127.0.0.1:{closed_port()}/v1", DATA_DIR=str(tmp_path / "data"))
     done = subprocess.run(
         [sys.executable, str(MAIN / "tests" / "simulated_worker.py")],
-        cwd=str(MAIN), env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        cwd=str(MAIN),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]  # every line is JSON

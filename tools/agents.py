@@ -250,9 +250,7 @@ class AppointmentTools(_DeskToolset):
             to_date: Last day, YYYY-MM-DD; the same as from_date for a single day (at most 14 days).
             part_of_day: "morning", "afternoon", "evening", or "any".
         """
-        return await self._run(
-            context, "ack_slots", lambda: self.desk.list_slots(from_date, to_date, part_of_day)
-        )
+        return await self._run(context, "ack_slots", lambda: self.desk.list_slots(from_date, to_date, part_of_day))
 
     @function_tool
     async def book_appointment(self, context: RunContext, slot_ref: str) -> str:
@@ -273,9 +271,7 @@ class AppointmentTools(_DeskToolset):
             appointment_ref: The appointment reference from list_appointments, e.g. "A1".
             slot_ref: The new slot's reference from list_available_slots, e.g. "S3".
         """
-        return await self._run(
-            context, "ack_change", lambda: self.desk.propose_reschedule(appointment_ref, slot_ref)
-        )
+        return await self._run(context, "ack_change", lambda: self.desk.propose_reschedule(appointment_ref, slot_ref))
 
     @function_tool
     async def cancel_appointment(self, context: RunContext, appointment_ref: str) -> str:
@@ -329,9 +325,7 @@ class _DeskAgent(Agent):
     def desk(self) -> AppointmentDesk | None:
         return self._desk
 
-    def llm_node(
-        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
-    ) -> Any:
+    def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings) -> Any:
         desk = self._desk
         if desk is None:
             return Agent.default.llm_node(self, chat_ctx, tools, model_settings)

@@ -35,7 +35,7 @@ def _text(value: object, limit: int, error: str) -> str:
 
 
 def zip_code(value: object) -> str:
-    """"١٢٣ ٤٥" -> "12345"; upper-cased, spaces and dashes dropped."""
+    """ "١٢٣ ٤٥" -> "12345"; upper-cased, spaces and dashes dropped."""
     text = re.sub(r"[\s\-]", "", ascii_digits(_text(value, MAX_ZIP, "zip_invalid"))).upper()
     if not _ZIP.fullmatch(text):
         raise DeskError("zip_invalid")

@@ -113,7 +113,7 @@ class RefBook(Generic[T]):
 
 
 def normalize_ref(raw: object, prefix: str) -> str:
-    """"a1", " A 1 ", "A١" -> "A1"; anything else is `bad_reference`."""
+    """ "a1", " A 1 ", "A١" -> "A1"; anything else is `bad_reference`."""
     if not isinstance(raw, str) or len(raw) > MAX_REF_LENGTH or has_control_chars(raw):
         raise DeskError("bad_reference")
     ref = re.sub(r"[\s\-_#.]", "", raw.translate(_DIGITS)).upper()

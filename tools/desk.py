@@ -44,6 +44,8 @@ PART_OF_DAY_HOURS: dict[str, tuple[int, int]] = {
     "afternoon": (12, 17),
     "evening": (17, 24),
 }
+
+
 @dataclass(frozen=True)
 class Verified:
     customer: Customer
@@ -239,8 +241,10 @@ class AppointmentDesk:
             raise DeskError("date_range_too_long", days=self.config.max_search_days)
         slots = await self._open_slots(first, last, hours)
         if not slots:
-            days = self.phrases.date(first) if first == last else self.phrases.line(
-                "date_range", start=self.phrases.date(first), end=self.phrases.date(last)
+            days = (
+                self.phrases.date(first)
+                if first == last
+                else self.phrases.line("date_range", start=self.phrases.date(first), end=self.phrases.date(last))
             )
             return self.phrases.line("no_slots", days=days)
         return self.phrases.line("slots_list", lines=self._slot_lines(self.state.slots.add(slots)))
@@ -254,11 +258,9 @@ class AppointmentDesk:
         wanted = self.config.slots_per_answer
         filtered = hours != (0, 24) or exclude is not None
         found = await self._store(self.store.list_open_slots(start, end, limit=50 if filtered else wanted))
-        return [
-            s
-            for s in found
-            if hours[0] <= self.phrases.local(s.starts_at).hour < hours[1] and s.id != exclude
-        ][:wanted]
+        return [s for s in found if hours[0] <= self.phrases.local(s.starts_at).hour < hours[1] and s.id != exclude][
+            :wanted
+        ]
 
     async def _fresh_options(self, taken: Slot) -> str:
         """Other open slots from the taken one's day onwards, as the caller's new choices."""

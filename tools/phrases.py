@@ -40,7 +40,7 @@ class Phrases:
         return moment.astimezone(self.tz)
 
     def day(self, moment: dt.datetime, now: dt.datetime) -> str:
-        """"today", "tomorrow", or "Tuesday, March 4" in the clinic's time zone."""
+        """ "today", "tomorrow", or "Tuesday, March 4" in the clinic's time zone."""
         date = self.local(moment).date()
         today = self.local(now).date()
         if date == today:
