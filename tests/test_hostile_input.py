@@ -299,10 +299,10 @@ async def probe_stores(stack: Stack, world: World, values: list[str]) -> None:
             with contextlib.suppress(NotFound):  # a malformed id; a well-formed unknown one finds nothing
                 assert await desk.list_appointments(value) == []
             for attempt in (
-                lambda: desk.cancel(SARA.id, value),
-                lambda: desk.reschedule(SARA.id, value, value),  # noqa: B023
-                lambda: desk.book(value, world.slots[0].id),
-            ):  # noqa: B023
+                lambda v=value: desk.cancel(SARA.id, v),
+                lambda v=value: desk.reschedule(SARA.id, v, v),
+                lambda v=value: desk.book(v, world.slots[0].id),
+            ):
                 with pytest.raises(NotFound):
                     await attempt()
             assert requests == [] or _is_uuid(value), "a malformed id never reaches the database"
