@@ -26,13 +26,13 @@ from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.manager import new_conversation_id
 from conversation_manager.session_events import attach
 from conversation_manager.summary import written_summary
+from desk import phrases
+from desk.desk import AppointmentDesk, DeskConfig
 from settings import Mode, Settings, load_or_exit
-from storage import ConversationStore, open_record_store
 from storage.domain import AppointmentStore
-from storage.factory import open_appointment_store
-from tools import phrases
+from storage.factory import open_appointment_store, open_record_store
+from storage.records import ConversationStore
 from tools.agents import Persona, ReceptionAgent, transfer_sip_participant
-from tools.desk import AppointmentDesk, DeskConfig
 from tools.room_status import RoomStatusPublisher
 from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 

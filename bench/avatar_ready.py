@@ -2,7 +2,7 @@
 
     python bench/avatar_ready.py
 
-Offline, on the test rig (tests/avatar_rig.py): a real AgentSession greeting through the real
+Offline, on the test rig (testkit/avatar_rig.py): a real AgentSession greeting through the real
 Tavus plugin, a local Tavus API and a simulated room whose replica joins and publishes its
 video 0.5, 2 and 4 s after the conversation is created, or never. TTS is instant, so the
 figures are the lifecycle's own delay (the greeting is synthesised while the avatar joins).
@@ -30,8 +30,8 @@ from livekit.plugins import tavus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.avatar_rig import PERSONA, TAVUS_KEY, AvatarCall, avatar_call
-from tests.fake_tavus_server import Answer, Replica
+from testkit.avatar_rig import PERSONA, TAVUS_KEY, AvatarCall, avatar_call
+from testkit.fake_tavus_server import Answer, Replica
 from tools.agents import ReceptionAgent
 
 JOIN_DELAYS = (0.5, 2.0, 4.0)

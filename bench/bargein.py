@@ -4,7 +4,7 @@
     python bench/bargein.py --trials 4 # a quicker look
 
 A real `AgentSession` per configuration, fed real speech (espeak-ng, English) through the
-simulated microphone of tests/audio_harness.py and playing its replies into a recording
+simulated microphone of testkit/audio_harness.py and playing its replies into a recording
 loudspeaker; zero-latency scripted STT, LLM and espeak TTS; the production VAD. Each figure
 comes from `--trials` trials in this run:
 
@@ -43,8 +43,8 @@ from livekit.agents import Agent, inference
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from settings import Settings
-from tests.audio_harness import Clip, Clips, VoiceCall, open_voice_call
-from tests.scripted_llm import LLMCall, Reply, ScriptedLLM
+from testkit.audio_harness import Clip, Clips, VoiceCall, open_voice_call
+from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM
 from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
 QUESTIONS = [

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.local_supabase import Stack, start_stack
 from storage.domain import Appointment, SlotTaken
 from storage.domain_supabase import SupabaseAppointmentStore
+from testkit.local_supabase import Stack, start_stack
 
 CALLERS = 20
 REPEATS = 9

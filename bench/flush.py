@@ -23,8 +23,8 @@ from supabase import AsyncClientOptions, acreate_client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conversation_manager import ConversationManager
-from scripts.local_supabase import Stack, start_stack
 from storage.supabase_records import SupabaseConversationStore
+from testkit.local_supabase import Stack, start_stack
 
 MESSAGES = 1000
 ROUNDS = 3

@@ -5,7 +5,7 @@
 Each call is a real text-mode `AgentSession` with the reception and appointments agents
 (scripted LLM: verify, list, book, confirm, cancel, save details, chat), its own record
 and appointment stores, and its own journal; every call has its own customer and day of
-slots (tests/load_calls.py). After the last turn every session closes and every call
+slots (testkit/load_calls.py). After the last turn every session closes and every call
 ends at once. Then the database is read with psql and compared with what each session
 said and did: every message, tool call and agent run stored exactly once, no line in
 another call's record, the bookings and cancellations in place.
@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conversation_manager.journal import pending_journals
-from scripts.local_supabase import start_stack
-from tests.load_calls import LoadRun, call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
+from testkit.load_calls import LoadRun, call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
+from testkit.local_supabase import start_stack
 
 
 def percentile(values: list[float], q: float) -> float:

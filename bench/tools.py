@@ -29,8 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.local_supabase import Stack, start_stack
 from storage.domain_supabase import SupabaseAppointmentStore
+from testkit.local_supabase import Stack, start_stack
 
 CALLS = 200
 WARMUP = 20

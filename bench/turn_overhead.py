@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
 from storage.sqlite_records import SQLiteConversationStore
-from tests.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall, usage
+from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall, usage
 
 TURNS = 200
 ROUNDS = 3

@@ -1,8 +1,6 @@
 """Caller name, phone and email from what the caller said, in English and Arabic.
 
-Plain functions, no I/O. Phones are normalised to E.164 whatever digits the caller's
-speech-to-text produced (ASCII, Arabic-Indic ٠-٩, Persian ۰-۹) and however they were
-grouped (spaces, dashes, dots, brackets, a leading 00 or +, a national trunk 0).
+Plain functions, no I/O. Phones are read by the domain's one rule (`desk.phone`).
 """
 
 from __future__ import annotations
@@ -10,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+from desk.phone import ascii_digits, normalize_phone
+
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d\s\-.()/]{5,}\d(?!\w)")
 # Each part starts where a word starts and is bounded (RFC 5321 lengths), so one turn of
 # 32,000 word characters costs one pass, not one pass per character (seconds of a blocked
@@ -65,27 +64,6 @@ class CallerDetails:
             phone=self.phone or fallback.phone,
             email=self.email or fallback.email,
         )
-
-
-def ascii_digits(text: str) -> str:
-    return text.translate(_DIGITS)
-
-
-def normalize_phone(raw: str, default_country_code: str) -> str | None:
-    """E.164 (`+<country><number>`) or None when `raw` cannot be a phone number."""
-    text = ascii_digits(raw).strip()
-    international = text.startswith(("+", "00"))
-    digits = re.sub(r"\D", "", text)
-    if text.startswith("00"):
-        digits = digits[2:]
-    if not international:
-        if digits.startswith(default_country_code) and len(digits) > 10:
-            pass  # already carries the country code, written without + or 00
-        else:
-            digits = default_country_code + digits.removeprefix("0")
-    if not 8 <= len(digits) <= 15 or digits.startswith("0"):
-        return None
-    return "+" + digits
 
 
 def find_phone(text: str, default_country_code: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from conversation_manager.caller_details import normalize_phone
 from conversation_manager.recovery import replay_pending
 from settings import Settings, SettingsError
-from storage import open_record_store
+from storage.factory import open_record_store
 from storage.records import STATUSES, ConversationDetail, ConversationStore, Row, StoreError
 
 

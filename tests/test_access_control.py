@@ -35,14 +35,13 @@ from livekit.plugins import openai
 
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
-from scripts.local_supabase import Stack
+from desk.call_state import DeskError
+from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings, SettingsError
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.factory import open_appointment_store, open_record_store
 from storage.supabase_records import SupabaseConversationStore
-from tests.fake_openai_server import Completion, FakeOpenAIServer, FunctionCall
-from tests.scripted_llm import Reply, ToolCall
-from tests.test_desk_scenarios import (
+from testkit.desk_world import (
     APPOINTMENT_TOOLS,
     HUDA,
     OMAR,
@@ -57,9 +56,10 @@ from tests.test_desk_scenarios import (
     tool,
     verify,
 )
+from testkit.fake_openai_server import Completion, FakeOpenAIServer, FunctionCall
+from testkit.local_supabase import Stack
+from testkit.scripted_llm import Reply, ToolCall
 from tools.agents import AppointmentsAgent, Persona, ReceptionAgent
-from tools.call_state import DeskError
-from tools.desk import AppointmentDesk, DeskConfig
 
 WAIT = 15.0
 

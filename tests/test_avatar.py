@@ -19,10 +19,11 @@ from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 import agent
 from avatar import AvatarConfig, AvatarLifecycle
 from conversation_manager import ConversationManager
+from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.sqlite_records import SQLiteConversationStore
-from tests.avatar_rig import (
+from testkit.avatar_rig import (
     LIVEKIT_KEY,
     LIVEKIT_SECRET,
     AvatarCall,
@@ -32,9 +33,8 @@ from tests.avatar_rig import (
     job_context,
     voiced,
 )
-from tests.fake_room import FakeRoom
-from tests.fake_tavus_server import Answer, Replica
-from tools.desk import AppointmentDesk, DeskConfig
+from testkit.fake_room import FakeRoom
+from testkit.fake_tavus_server import Answer, Replica
 
 SIP = rtc.ParticipantKind.PARTICIPANT_KIND_SIP
 

@@ -23,15 +23,15 @@ from livekit.agents import Agent
 
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
+from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
 from storage.domain import Appointment, Customer, Slot
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.records import Row
 from storage.sqlite_records import SQLiteConversationStore
-from tests.audio_harness import TTS_RATE, Clips, VoiceCall, open_voice_call
-from tests.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall
+from testkit.audio_harness import TTS_RATE, Clips, VoiceCall, open_voice_call
+from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall
 from tools.agents import AppointmentsAgent, Persona, ReceptionAgent
-from tools.desk import AppointmentDesk, DeskConfig
 from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
 WAIT = 20.0

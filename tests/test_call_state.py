@@ -8,10 +8,8 @@ import uuid
 import pytest
 
 import prompts
-from storage.demo_data import DEMO_TIMEZONE
-from storage.domain import Appointment, Customer, Slot
-from tools import arguments
-from tools.call_state import (
+from desk import arguments
+from desk.call_state import (
     CallState,
     DeskError,
     RefBook,
@@ -19,8 +17,10 @@ from tools.call_state import (
     is_unclear,
     normalize_ref,
 )
-from tools.desk import DEFAULT_TIMEZONE
-from tools.phrases import Phrases
+from desk.desk import DEFAULT_TIMEZONE
+from desk.phrases import Phrases
+from storage.demo_data import DEMO_TIMEZONE
+from storage.domain import Appointment, Customer, Slot
 
 CUSTOMER = Customer(str(uuid.uuid4()), "Sarah Johnson", "+14155550100", "94103", "en")
 

@@ -12,10 +12,10 @@ import pytest_asyncio
 from conversation_manager import ConversationManager, new_conversation_id
 from conversation_manager.journal import pending_journals, read_events
 from conversation_manager.transcript import MAX_CONTENT_CHARS
-from scripts.local_supabase import Stack
 from storage.records import CallRecord, ConversationStore
 from storage.sqlite_records import SQLiteConversationStore
-from tests.record_stores import BACKENDS, open_store
+from testkit.local_supabase import Stack
+from testkit.record_stores import BACKENDS, open_store
 
 
 @pytest_asyncio.fixture(params=BACKENDS)

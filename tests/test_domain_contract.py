@@ -25,13 +25,13 @@ import pytest_asyncio
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from scripts.local_supabase import REPO_ROOT, Stack
 from settings import Settings
 from storage.demo_data import DEMO_CUSTOMERS, DEMO_TIMEZONE, load_demo_data
 from storage.domain import Appointment, AppointmentStore, Customer, NotFound, Slot, SlotTaken
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.domain_supabase import SupabaseAppointmentStore
 from storage.factory import open_appointment_store
+from testkit.local_supabase import REPO_ROOT, Stack
 
 BACKENDS = ("sqlite", "supabase")
 DOMAIN_TABLES = ("customers", "slots", "appointments", "callback_requests", "appointment_details")

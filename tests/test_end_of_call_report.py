@@ -17,11 +17,11 @@ from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.caller_details import CallerDetails
 from conversation_manager.outcome import OUTCOMES, built_summary, derive_outcome
 from conversation_manager.summary import MAX_SUMMARY_CHARS, written_summary
-from scripts.local_supabase import Stack
 from storage.records import ConversationStore
-from tests.fake_openai_server import Completion, FakeOpenAIServer
-from tests.record_stores import BACKENDS, open_store
-from tests.scripted_llm import Reply, ScriptedLLM
+from testkit.fake_openai_server import Completion, FakeOpenAIServer
+from testkit.local_supabase import Stack
+from testkit.record_stores import BACKENDS, open_store
+from testkit.scripted_llm import Reply, ScriptedLLM
 
 TALK = [
     {"role": "assistant", "content": "Hello, Nour Clinic."},

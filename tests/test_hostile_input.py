@@ -1,6 +1,6 @@
 """Hostile and malformed input, mostly hypothesis-driven: a clean refusal, never a crash, never a wider query.
 
-- Tool arguments at both layers: the checks under the tools (`tools.arguments`, references)
+- Tool arguments at both layers: the checks under the tools (`desk.arguments`, references)
   on any value, and every tool of a real session on a corpus of nasty values (wrong types,
   huge, empty, control and RTL characters, emoji, SQL and PostgREST filter look-alikes,
   lone surrogates, broken JSON). A refusal is a `ToolError` the caller can hear or the
@@ -37,17 +37,17 @@ from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.caller_details import extract
 from conversation_manager.journal import read_events
 from conversation_manager.transcript import CallTranscript
-from scripts.local_supabase import Stack
+from desk import arguments
+from desk.call_state import DeskError, normalize_ref
 from settings import Settings, SettingsError
 from storage.domain import E164, NotFound
 from storage.domain_supabase import SupabaseAppointmentStore
 from storage.records import ConversationStore, StoreError, storable
 from storage.sqlite_records import SQLiteConversationStore
 from storage.supabase_records import SupabaseConversationStore
-from tests.scripted_llm import Reply, ToolCall
-from tests.test_desk_scenarios import HUDA, OMAR, SARA, World, open_call, sqlite_world, supabase_world, verify
-from tools import arguments
-from tools.call_state import DeskError, normalize_ref
+from testkit.desk_world import HUDA, OMAR, SARA, World, open_call, sqlite_world, supabase_world, verify
+from testkit.local_supabase import Stack
+from testkit.scripted_llm import Reply, ToolCall
 
 NASTY = [
     "",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conversation_manager.journal import ARCHIVE, pending_journals
-from scripts.local_supabase import Stack
-from tests.load_calls import call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
+from testkit.load_calls import call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
+from testkit.local_supabase import Stack
 
 CALLS = 8
 TURNS = 12

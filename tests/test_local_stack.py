@@ -13,7 +13,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from scripts.local_supabase import Stack
+from testkit.local_supabase import Stack
 
 
 @asynccontextmanager

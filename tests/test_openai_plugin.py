@@ -26,7 +26,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.agents.voice.events import ErrorEvent
 from livekit.plugins import openai
 
-from tests.fake_openai_server import Completion, FakeOpenAIServer, FunctionCall, Usage
+from testkit.fake_openai_server import Completion, FakeOpenAIServer, FunctionCall, Usage
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conversation_manager import ConversationManager
-from scripts.local_supabase import Stack
 from storage.records import ConversationStore
-from tests.record_stores import open_store
+from testkit.local_supabase import Stack
+from testkit.record_stores import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 

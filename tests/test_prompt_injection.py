@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scripted_llm import Reply, ToolCall
-from tests.test_desk_scenarios import (
+from testkit.desk_world import (
     APPOINTMENT_TOOLS,
     CALLER,
     OMAR,
@@ -29,6 +28,7 @@ from tests.test_desk_scenarios import (
     tool,
     verify,
 )
+from testkit.scripted_llm import Reply, ToolCall
 from tools.agents import AppointmentsAgent, Persona, ReceptionAgent
 
 IGNORE = {

@@ -16,7 +16,7 @@ from livekit.agents.voice.run_result import RunResult
 import prompts
 from agent import persona_for
 from settings import Settings
-from tests.scripted_llm import LLMCall, Reply, ScriptedLLM, ScriptExhausted, ToolCall, usage
+from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ScriptExhausted, ToolCall, usage
 from tools.agents import Persona, ReceptionAgent
 
 pytestmark = pytest.mark.asyncio

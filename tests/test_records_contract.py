@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from scripts.local_supabase import Stack
 from storage.records import CallRecord, ConversationStore
-from tests.record_stores import BACKENDS, open_store, same_instant, without_ids
+from testkit.local_supabase import Stack
+from testkit.record_stores import BACKENDS, open_store, same_instant, without_ids
 
 
 @pytest_asyncio.fixture(params=BACKENDS)

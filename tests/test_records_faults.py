@@ -29,9 +29,9 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.journal import journal_path, pending_journals
 from conversation_manager.session_events import attach
-from scripts.local_supabase import Stack
 from storage.supabase_records import SupabaseConversationStore
-from tests.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
+from testkit.local_supabase import Stack
+from testkit.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,7 +121,7 @@ async def test_sigkill_mid_call_recovers_every_call_as_abandoned(
         "JOURNAL_DIR": str(tmp_path),
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, str(ROOT / "tests" / "crash_call.py"), "5", "40"]
+    command = [sys.executable, str(ROOT / "testkit" / "crash_call.py"), "5", "40"]
     worker = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)  # noqa: ASYNC220
     try:
         assert worker.stdout is not None

@@ -10,7 +10,7 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
 from storage.sqlite_records import SQLiteConversationStore
-from tests.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
+from testkit.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
 
 
 class Desk(Agent):

@@ -1,7 +1,7 @@
 """The worker's logs as an operator's log pipeline sees them in `start` mode: JSON lines, and
 every line of a call, ours and LiveKit's, tagged with the call's conversation id.
 
-Runs the production worker on LiveKit's simulated job (tests/simulated_worker.py) in a
+Runs the production worker on LiveKit's simulated job (testkit/simulated_worker.py) in a
 subprocess, with the OpenAI endpoint unreachable (the greeting's TTS fails and is logged)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.test_console import MAIN, base_env
 
-OUR_LOGGERS = ("agent", "avatar", "conversation_manager", "storage", "tools")
+OUR_LOGGERS = ("agent", "avatar", "conversation_manager", "desk", "storage", "tools")
 RUN_TIMEOUT = 150
 
 
@@ -28,7 +28,7 @@ def closed_port() -> int:
 def test_start_mode_logs_are_json_and_every_call_line_has_the_conversation_id(tmp_path: Path) -> None:
     env = base_env(OPENAI_BASE_URL=f"http://127.0.0.1:{closed_port()}/v1", DATA_DIR=str(tmp_path / "data"))
     done = subprocess.run(
-        [sys.executable, str(MAIN / "tests" / "simulated_worker.py")],
+        [sys.executable, str(MAIN / "testkit" / "simulated_worker.py")],
         cwd=str(MAIN),
         env=env,
         capture_output=True,

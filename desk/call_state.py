@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from desk.phone import ascii_digits
 from storage.domain import Appointment, Customer, Slot
 
 T = TypeVar("T")
@@ -33,7 +34,6 @@ T = TypeVar("T")
 APPOINTMENT_PREFIX = "A"
 SLOT_PREFIX = "S"
 MAX_REF_LENGTH = 16
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _WORDS = re.compile(r"\w", re.UNICODE)
 
 ChangeKind = Literal["book", "reschedule", "cancel"]
@@ -116,7 +116,7 @@ def normalize_ref(raw: object, prefix: str) -> str:
     """ "a1", " A 1 ", "A١" -> "A1"; anything else is `bad_reference`."""
     if not isinstance(raw, str) or len(raw) > MAX_REF_LENGTH or has_control_chars(raw):
         raise DeskError("bad_reference")
-    ref = re.sub(r"[\s\-_#.]", "", raw.translate(_DIGITS)).upper()
+    ref = re.sub(r"[\s\-_#.]", "", ascii_digits(raw)).upper()
     if not re.fullmatch(rf"{prefix}[1-9][0-9]{{0,3}}", ref):
         raise DeskError("bad_reference")
     return ref

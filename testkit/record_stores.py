@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from scripts.local_supabase import Stack
 from storage.records import ConversationStore
 from storage.sqlite_records import SQLiteConversationStore
 from storage.supabase_records import SupabaseConversationStore
+from testkit.local_supabase import Stack
 
 BACKENDS = ("sqlite", "supabase")
 

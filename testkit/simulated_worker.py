@@ -1,6 +1,6 @@
 """The production worker (`agent.build_server`) on one simulated call, logging as `start` does.
 
-    python tests/simulated_worker.py
+    python testkit/simulated_worker.py
 
 LiveKit's fake job (the mock room console mode uses; no LiveKit server) runs the real
 entrypoint in a job process; logs are LiveKit's JSON lines on stdout, as in `start`. The

@@ -19,23 +19,22 @@ import asyncio
 import datetime as dt
 import hmac
 import logging
-import re
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from conversation_manager.caller_details import ascii_digits
+from desk import arguments
+from desk.call_state import CallState, DeskError, PendingChange
+from desk.config import DEFAULT_TIMEZONE, CallRecord, DeskConfig, Transfer
+from desk.phone import zip_key
+from desk.phrases import Phrases
+from desk.status import StatusSink
 from storage.domain import Appointment, AppointmentStore, Customer, NotFound, Slot, SlotTaken
 from storage.records import StoreError
-from tools import arguments
-from tools.call_state import CallState, DeskError, PendingChange
-from tools.desk_config import DEFAULT_TIMEZONE, CallRecord, DeskConfig, Transfer
-from tools.phrases import Phrases
-from tools.progress import StatusSink
 
 __all__ = ["DEFAULT_TIMEZONE", "AppointmentDesk", "CallRecord", "DeskConfig", "Transfer", "Verified"]
 
-logger = logging.getLogger("tools.desk")
+logger = logging.getLogger("desk")
 
 T = TypeVar("T")
 PART_OF_DAY_HOURS: dict[str, tuple[int, int]] = {
@@ -51,10 +50,6 @@ class Verified:
     customer: Customer
     newly: bool
     """False when the call was already verified (no second handoff)."""
-
-
-def _zip_key(value: str) -> str:
-    return re.sub(r"[\s\-]", "", ascii_digits(value)).upper()
 
 
 class AppointmentDesk:
@@ -183,7 +178,7 @@ class AppointmentDesk:
                 raise DeskError("need_phone")
             customer = await self._store(self.store.find_customer_by_phone(state.phone))
             # Unknown phone and wrong ZIP sound the same: nothing to learn by guessing.
-            if customer is None or not hmac.compare_digest(_zip_key(customer.zip_code), zip_code):
+            if customer is None or not hmac.compare_digest(zip_key(customer.zip_code), zip_code):
                 self._effect("verification_failed")
                 raise DeskError(state.record_failed_attempt())
             state.bind_customer(customer)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from conversation_manager.caller_details import ascii_digits, normalize_phone
-from tools.call_state import DeskError, has_control_chars
+from desk.call_state import DeskError, has_control_chars
+from desk.phone import ascii_digits, normalize_phone, zip_key
 
 MAX_ZIP = 12
 MAX_NAME = 80
@@ -36,7 +36,7 @@ def _text(value: object, limit: int, error: str) -> str:
 
 def zip_code(value: object) -> str:
     """ "١٢٣ ٤٥" -> "12345"; upper-cased, spaces and dashes dropped."""
-    text = re.sub(r"[\s\-]", "", ascii_digits(_text(value, MAX_ZIP, "zip_invalid"))).upper()
+    text = zip_key(_text(value, MAX_ZIP, "zip_invalid"))
     if not _ZIP.fullmatch(text):
         raise DeskError("zip_invalid")
     return text

@@ -1,6 +1,6 @@
 """A worker stand-in for crash tests: opens N calls, records turns, then waits to be killed.
 
-    python tests/crash_call.py CALLS MESSAGES
+    python testkit/crash_call.py CALLS MESSAGES
 
 The store and journal directory come from the environment exactly as in the worker.
 Prints `READY <conversation ids>` once every turn has been added.
@@ -13,7 +13,7 @@ import sys
 
 from conversation_manager import ConversationManager
 from settings import Settings
-from storage import open_record_store
+from storage.factory import open_record_store
 
 
 async def main(calls: int, messages: int) -> None:

@@ -35,13 +35,13 @@ from livekit.agents.voice.run_result import RunResult
 from conversation_manager import ConversationManager
 from conversation_manager.manager import EndResult
 from conversation_manager.session_events import attach
-from scripts.local_supabase import Stack
+from desk.desk import AppointmentDesk, DeskConfig
 from storage.domain import Appointment, Customer, Slot
 from storage.domain_supabase import SupabaseAppointmentStore
 from storage.supabase_records import SupabaseConversationStore
-from tests.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
+from testkit.local_supabase import Stack
+from testkit.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
 from tools.agents import Persona, ReceptionAgent
-from tools.desk import AppointmentDesk, DeskConfig
 
 TZ = "Asia/Damascus"
 MIN_TURNS = 10

@@ -38,10 +38,10 @@ from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
 from storage.records import ConversationDetail
 from storage.sqlite_records import SQLiteConversationStore
-from tests.fake_replica import SimulatedReplica
-from tests.fake_room import FakeLiveKitAPI, FakeRoom
-from tests.fake_tavus_server import Answer, Conversation, FakeTavusServer
-from tests.scripted_llm import Reply, ScriptedLLM
+from testkit.fake_replica import SimulatedReplica
+from testkit.fake_room import FakeLiveKitAPI, FakeRoom
+from testkit.fake_tavus_server import Answer, Conversation, FakeTavusServer
+from testkit.scripted_llm import Reply, ScriptedLLM
 from tools.agents import Persona, ReceptionAgent
 
 LIVEKIT_KEY = "lk-test-key"

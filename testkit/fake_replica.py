@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from livekit import api, rtc
 
-from tests.fake_room import FakeRoom, StreamChunk
-from tests.fake_tavus_server import Conversation
+from testkit.fake_room import FakeRoom, StreamChunk
+from testkit.fake_tavus_server import Conversation
 
 AUDIO_TOPIC = "lk.audio_stream"
 
