@@ -13,26 +13,19 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from livekit import rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, llm
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference
 from livekit.plugins import openai
 
 import prompts
-from avatar import AvatarConfig, AvatarLifecycle
-from conversation_manager import ConversationManager, replay_pending
+from calls import Call, open_call
+from conversation_manager import replay_pending
 from conversation_manager.manager import new_conversation_id
-from conversation_manager.session_events import attach
-from conversation_manager.summary import written_summary
 from desk import phrases
-from desk.desk import AppointmentDesk, DeskConfig
 from settings import Mode, Settings, load_or_exit
-from storage.domain import AppointmentStore
-from storage.factory import open_appointment_store, open_record_store
-from storage.records import ConversationStore
-from tools.agents import Persona, ReceptionAgent, transfer_sip_participant
+from storage.factory import open_record_store
+from tools.agents import transfer_sip_participant
 from tools.room_status import RoomStatusPublisher
 from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
@@ -67,47 +60,16 @@ def build_session(settings: Settings, *, vad: inference.VAD | None = None, avata
     return session
 
 
-def persona_for(settings: Settings) -> Persona:
-    return Persona(
-        language=settings.language,
-        assistant_name=settings.assistant_name,
-        company_name=settings.company_name,
-    )
-
-
-@dataclass
-class Call:
-    """What one job keeps until its session ends."""
-
-    manager: ConversationManager
-    store: ConversationStore
-    appointments: AppointmentStore
-    summarize: Callable[[], Awaitable[str | None]] | None = None
-    """Asks the call's LLM for the end-of-call summary (None when it cannot in time)."""
-    avatar: AvatarLifecycle | None = None
-
-
-async def identify_caller(
-    ctx: JobContext, manager: ConversationManager, desk: AppointmentDesk
-) -> rtc.RemoteParticipant | None:
-    """Wait for the caller (bounded); attach their identity and, for SIP, their phone number to the record."""
+async def identify_caller(ctx: JobContext, call: Call) -> rtc.RemoteParticipant | None:
+    """Wait for the caller (bounded); the desk takes who they are from the call (`Call.caller_joined`)."""
     try:
         participant = await asyncio.wait_for(ctx.wait_for_participant(), CALLER_JOIN_TIMEOUT)
     except TimeoutError:
         logger.warning("no caller joined within %.0fs", CALLER_JOIN_TIMEOUT)
         return None
-    is_sip = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
     # The session waits for this: a caller whose details cannot be attached still gets the call.
     try:
-        manager.update_conversation(
-            participant_identity=participant.identity, metadata={"channel": "sip" if is_sip else "webrtc"}
-        )
-        phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
-        phone = phone if isinstance(phone, str) else None  # console's simulated caller has no real attributes
-        if phone:
-            manager.set_caller_details(phone=phone)
-        # The phone used for verification comes from the call, never from the LLM.
-        desk.caller_identified(phone=phone, is_sip=is_sip, participant_identity=participant.identity)
+        call.caller_joined(participant)
     except Exception:
         logger.exception("could not attach the caller's details to the call")
     return participant
@@ -118,64 +80,37 @@ async def entrypoint(ctx: JobContext) -> None:
     conversation_id = new_conversation_id(ctx.room.name)
     ctx.log_context_fields = {**ctx.log_context_fields, "conversation_id": conversation_id}
     settings = Settings.from_env()
-    store = await open_record_store(settings)
-    manager = ConversationManager(
-        store,
-        journal_dir=settings.journal_dir,
-        flush_timeout=settings.flush_timeout,
-        default_country_code=settings.default_country_code,
-        language=settings.language,
-        slow_turn_ms=settings.slow_turn_ms,
-    )
-    appointments = await open_appointment_store(settings)
-    ctx.proc.userdata[CALL_KEY] = call = Call(manager, store, appointments)
-    await manager.start_conversation(conversation_id, ctx.room.name, None, {"job_id": ctx.job.id})
-
-    status = RoomStatusPublisher(ctx.room)
-    desk = AppointmentDesk(
-        appointments,
-        DeskConfig.from_settings(settings),
-        record=manager,
+    call = await open_call(
+        settings,
+        room_name=ctx.room.name,
+        conversation_id=conversation_id,
+        metadata={"job_id": ctx.job.id},
         transfer=transfer_sip_participant,
-        status=status,
+        status=RoomStatusPublisher(ctx.room),
     )
+    ctx.proc.userdata[CALL_KEY] = call
     # Who calls decides the avatar (never for a phone), so the caller is known before the session.
-    participant = await identify_caller(ctx, manager, desk)
+    participant = await identify_caller(ctx, call)
     console = cli.AgentsConsole.get_instance().enabled  # no video there, and no Tavus bill
-    avatar_config = None if console else AvatarConfig.from_settings(settings)
-    call.avatar = avatar = AvatarLifecycle.for_call(avatar_config, participant, record=manager)
+    avatar = call.start_avatar(participant, allowed=not console)
 
     session = build_session(settings, vad=ctx.proc.userdata.get("vad"), avatar=avatar.enabled)
-    if isinstance(model := session.llm, llm.LLM):
-        ctx.proc.userdata[CALL_KEY].summarize = lambda: written_summary(
-            model, settings.language, manager.transcript.messages, timeout=settings.summary_timeout
-        )
-    attach(session, manager)
+    call.attach(session)
     # A closed session (caller hung up, fatal error) ends the job, which runs on_session_end.
     session.on("close", lambda ev: ctx.shutdown(reason=f"session closed: {ev.reason}"))
     # The greeting starts when the avatar's video is up or it has failed (voice-only), not after a delay.
     avatar.attach(session)
     avatar.start(ctx.room)
-    await session.start(agent=ReceptionAgent(persona_for(settings), desk=desk), room=ctx.room)
+    await session.start(agent=call.reception_agent(), room=ctx.room)
 
 
 async def on_session_end(ctx: JobContext) -> None:
-    """Write the call's record: SUMMARY_TIMEOUT for the LLM summary, then FLUSH_TIMEOUT for the write
-    (together below SESSION_END_TIMEOUT)."""
+    """Write the call's record (`Call.aclose`: summary, then the end-of-call write)."""
     call: Call | None = ctx.proc.userdata.pop(CALL_KEY, None)
     if call is None:
         return
-    # Tavus bills until a conversation ends: end them (bounded) while the record is written.
-    avatar_closed = asyncio.ensure_future(call.avatar.aclose()) if call.avatar is not None else None
-    try:
-        summary = await call.summarize() if call.summarize is not None else None
-        result = await call.manager.end_conversation(summary=summary)
-        logger.info("call record: %s", result.as_dict())
-    finally:
-        if avatar_closed is not None:
-            await avatar_closed
-        await call.store.aclose()
-        await call.appointments.aclose()
+    result = await call.aclose()
+    logger.info("call record: %s", result.as_dict())
 
 
 def replay_in_background(settings: Settings) -> threading.Thread:

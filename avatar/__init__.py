@@ -1,7 +1,7 @@
 """The Tavus avatar of a browser call: lifecycle (`AvatarLifecycle`), where the agent's audio is
 heard (`AvatarAudioRouter`), and the Tavus calls the plugin does not make (`avatar.tavus`)."""
 
-from avatar.lifecycle import AvatarConfig, AvatarLifecycle, CallRecord
+from avatar.lifecycle import AvatarConfig, AvatarLifecycle, AvatarRecord
 from avatar.router import AvatarAudioRouter
 
-__all__ = ["AvatarAudioRouter", "AvatarConfig", "AvatarLifecycle", "CallRecord"]
+__all__ = ["AvatarAudioRouter", "AvatarConfig", "AvatarLifecycle", "AvatarRecord"]

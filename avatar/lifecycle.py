@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("avatar")
 
 
-class CallRecord(Protocol):
+class AvatarRecord(Protocol):
     """What the lifecycle needs from the call's record (`ConversationManager`)."""
 
     @property
@@ -115,7 +115,7 @@ class _Attempt:
 
 
 class AvatarLifecycle:
-    def __init__(self, config: AvatarConfig | None, *, record: CallRecord, status: str | None = None) -> None:
+    def __init__(self, config: AvatarConfig | None, *, record: AvatarRecord, status: str | None = None) -> None:
         self._config = config
         self._record = record
         self.status: str | None = None
@@ -135,7 +135,7 @@ class AvatarLifecycle:
 
     @classmethod
     def for_call(
-        cls, config: AvatarConfig | None, participant: rtc.Participant | None, *, record: CallRecord
+        cls, config: AvatarConfig | None, participant: rtc.Participant | None, *, record: AvatarRecord
     ) -> AvatarLifecycle:
         if config is None:
             return cls(None, record=record, status="not_configured")

@@ -23,6 +23,7 @@ from supabase import AsyncClientOptions, acreate_client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conversation_manager import ConversationManager
+from settings import Settings
 from storage.supabase_records import SupabaseConversationStore
 from testkit.local_supabase import Stack, start_stack
 
@@ -41,7 +42,7 @@ async def counted_store(stack: Stack, counter: list[int]) -> SupabaseConversatio
 
 
 async def manager_flush(store: SupabaseConversationStore, counter: list[int], journal: Path) -> tuple[float, int]:
-    manager = ConversationManager(store, journal_dir=journal, flush_timeout=60.0)
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=journal, flush_timeout=60.0)
     await manager.start_conversation(None, "bench-room", "caller")
     for i in range(MESSAGES):
         manager.add_message_to_local_transcript("user" if i % 2 else "assistant", f"message number {i} " * 4)

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conversation_manager import ConversationManager
+from settings import Settings
 from storage.sqlite_records import SQLiteConversationStore
 
 CALLS = 10
@@ -71,7 +72,10 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         store = await SQLiteConversationStore.open(Path(tmp) / "records.sqlite3")
-        managers = [ConversationManager(store, journal_dir=Path(tmp) / "journal") for _ in range(CALLS)]
+        managers = [
+            ConversationManager.from_settings(store, Settings(), journal_dir=Path(tmp) / "journal")
+            for _ in range(CALLS)
+        ]
         costs: list[float] = []
         lags: list[float] = []
         stop = asyncio.Event()

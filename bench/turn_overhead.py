@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
+from settings import Settings
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall, usage
 
@@ -72,7 +73,7 @@ async def main() -> None:
         store = await SQLiteConversationStore.open(Path(tmp) / "records.sqlite3")
         for round_ in range(ROUNDS):
             bare += await run_turns(None)
-            manager = ConversationManager(store, journal_dir=Path(tmp) / "journal")
+            manager = ConversationManager.from_settings(store, Settings(), journal_dir=Path(tmp) / "journal")
             await manager.start_conversation(None, f"bench-{round_}", "caller")
             recorded += await run_turns(manager)
             result = await manager.end_conversation()

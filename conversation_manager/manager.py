@@ -17,14 +17,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conversation_manager.agent_runs import AgentRunTracker
-from conversation_manager.caller_details import CallerDetails, normalize_phone
+from conversation_manager.caller_details import CallerDetails
 from conversation_manager.journal import Event, Journal, journal_path
 from conversation_manager.outcome import EFFECTS
 from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank, iso
+from desk.phone import normalize_phone
 from storage.records import ConversationDetail, ConversationStore, Row, StoreError
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 logger = logging.getLogger("conversation_manager")
 
@@ -62,10 +66,10 @@ class ConversationManager:
         store: ConversationStore,
         *,
         journal_dir: Path,
-        flush_timeout: float = 8.0,
-        default_country_code: str = "1",
-        slow_turn_ms: float = 2000.0,
-        language: str | None = None,
+        flush_timeout: float,
+        default_country_code: str,
+        slow_turn_ms: float,
+        language: str | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -75,11 +79,24 @@ class ConversationManager:
         self._slow_turn_ms = slow_turn_ms
         self._language = language
         self._clock = clock
-        self._transcript = CallTranscript(country_code=default_country_code)
+        self._transcript = CallTranscript(country_code=default_country_code, slow_turn_ms=slow_turn_ms)
         self._journal: Journal | None = None
         self._start_write: asyncio.Task[None] | None = None
         self._result: EndResult | None = None
         self.runs = AgentRunTracker(self.record_agent_run, self._record_run_counts, clock)
+
+    @classmethod
+    def from_settings(cls, store: ConversationStore, settings: Settings, **overrides: Any) -> ConversationManager:
+        """The record of one call as the deployment configures it (settings own every default)."""
+        values: dict[str, Any] = {
+            "journal_dir": settings.journal_dir,
+            "flush_timeout": settings.flush_timeout,
+            "default_country_code": settings.default_country_code,
+            "slow_turn_ms": settings.slow_turn_ms,
+            "language": settings.language,
+        }
+        values.update(overrides)
+        return cls(store, **values)
 
     # -- the call -------------------------------------------------------------------------
 
@@ -227,9 +244,10 @@ class ConversationManager:
     def set_caller_details(
         self, name: str | None = None, phone: str | None = None, email: str | None = None
     ) -> CallerDetails:
-        """Details stated by a tool or the telephony layer; they win over extracted ones."""
+        """Details stated by a tool or the telephony layer; they win over extracted ones. A phone
+        is kept in E.164 only (the desk's rule): what cannot be a number is not recorded as one."""
         if phone:
-            phone = normalize_phone(phone, self._country_code) or phone
+            phone = normalize_phone(phone, self._country_code)
         self._record({"type": "caller", "name": name or None, "phone": phone or None, "email": email or None})
         return self._transcript.caller
 

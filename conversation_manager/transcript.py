@@ -78,8 +78,10 @@ class CallTranscript:
     """Messages already read for caller details: extraction runs when the details are asked
     for, not on every turn (it is off the call's hot path)."""
     explicit: CallerDetails = field(default_factory=CallerDetails)
-    country_code: str = "1"
-    slow_turn_ms: float = 2000.0
+    country_code: str = ""
+    """DEFAULT_COUNTRY_CODE, from the call's start event (settings own the value)."""
+    slow_turn_ms: float = math.inf
+    """SLOW_TURN_MS, from the call's start event (settings own the value)."""
     started_ts: float = 0.0
     last_ts: float = 0.0
     ended: bool = False

@@ -3,7 +3,7 @@ spoken phrases. Imports neither LiveKit nor the record package; another domain r
 (with its tools and prompts)."""
 
 from desk.call_state import CallState, DeskError
-from desk.config import CallRecord, DeskConfig, Transfer
+from desk.config import DeskConfig, DeskRecord, Transfer
 from desk.desk import AppointmentDesk, Verified
 
-__all__ = ["AppointmentDesk", "CallRecord", "CallState", "DeskConfig", "DeskError", "Transfer", "Verified"]
+__all__ = ["AppointmentDesk", "CallState", "DeskConfig", "DeskError", "DeskRecord", "Transfer", "Verified"]

@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from settings import Settings
 
-DEFAULT_TIMEZONE = "Asia/Damascus"
-"""Until settings has a clinic time zone: the one the embedded demo data is laid out in."""
 Transfer = Callable[[str, str], Awaitable[None]]
 """`transfer(participant_identity, destination)`: hand a SIP caller over to a human."""
 
 
-class CallRecord(Protocol):
+class DeskRecord(Protocol):
     """What the desk writes into the call's record (a `ConversationManager`)."""
 
     @property
@@ -32,20 +30,23 @@ class CallRecord(Protocol):
 
 @dataclass(frozen=True)
 class DeskConfig:
-    language: str = "en"
-    timezone: str = "UTC"
+    """How the desk behaves on this deployment. Settings own the values that are settings
+    (`from_settings`); the rest are the desk's own rules."""
+
+    language: str
+    timezone: str
     """The clinic's IANA time zone: slots are read and spoken in it."""
-    default_country_code: str = "1"
-    escalation_phone_number: str | None = None
-    max_verification_attempts: int = 3
+    default_country_code: str
+    escalation_phone_number: str | None
+    max_verification_attempts: int
+    acknowledgement_delay: float
+    """Seconds a slow tool may run before the caller hears one short acknowledgement."""
+    still_working_after: float
+    """Seconds a slow tool may run before the caller hears one "still working on it" line."""
+    history_max_messages: int
+    """Caller and agent messages the LLM sees (the record keeps the whole call)."""
     offer_human_after_failures: int = 2
     unclear_turns_before_human: int = 2
-    acknowledgement_delay: float = 1.0
-    """Seconds a slow tool may run before the caller hears one short acknowledgement."""
-    still_working_after: float = 8.0
-    """Seconds a slow tool may run before the caller hears one "still working on it" line."""
-    history_max_messages: int = 20
-    """Caller and agent messages the LLM sees (the record keeps the whole call)."""
     slots_per_answer: int = 5
     max_search_days: int = 14
     booking_horizon_days: int = 90

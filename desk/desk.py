@@ -25,14 +25,14 @@ from typing import Any, TypeVar
 
 from desk import arguments
 from desk.call_state import CallState, DeskError, PendingChange
-from desk.config import DEFAULT_TIMEZONE, CallRecord, DeskConfig, Transfer
+from desk.config import DeskConfig, DeskRecord, Transfer
 from desk.phone import zip_key
 from desk.phrases import Phrases
 from desk.status import StatusSink
 from storage.domain import Appointment, AppointmentStore, Customer, NotFound, Slot, SlotTaken
 from storage.records import StoreError
 
-__all__ = ["DEFAULT_TIMEZONE", "AppointmentDesk", "CallRecord", "DeskConfig", "Transfer", "Verified"]
+__all__ = ["AppointmentDesk", "DeskConfig", "DeskRecord", "Transfer", "Verified"]
 
 logger = logging.getLogger("desk")
 
@@ -56,15 +56,15 @@ class AppointmentDesk:
     def __init__(
         self,
         store: AppointmentStore,
-        config: DeskConfig | None = None,
+        config: DeskConfig,
         *,
-        record: CallRecord | None = None,
+        record: DeskRecord | None = None,
         transfer: Transfer | None = None,
         status: StatusSink | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.store = store
-        self.config = config or DeskConfig()
+        self.config = config
         self.record = record
         self.status = status
         """Where tool progress goes for a front end (the room's `agent.status` topic)."""
@@ -148,7 +148,10 @@ class AppointmentDesk:
     def caller_identified(
         self, *, phone: str | None, is_sip: bool = False, participant_identity: str | None = None
     ) -> None:
-        """What the call says about the caller (from agent.py, never from the LLM)."""
+        """Who is calling, as the call says (the telephony layer, never the LLM). The desk owns it:
+        the record gets the participant, the channel and the same E.164 number the desk verifies
+        with; a number that cannot be parsed is neither trusted nor recorded."""
+        self._note(participant_identity=participant_identity, metadata={"channel": "sip" if is_sip else "webrtc"})
         if phone:
             try:
                 normalized = arguments.phone(phone, self.config.default_country_code)
@@ -156,6 +159,8 @@ class AppointmentDesk:
                 logger.warning("the call's phone number is not a phone number; asking the caller instead")
             else:
                 self.state.set_call_phone(normalized, is_sip=is_sip, participant_identity=participant_identity)
+                if self.record is not None:
+                    self.record.set_caller_details(phone=normalized)
                 return
         self.state.is_sip = is_sip
         self.state.participant_identity = participant_identity

@@ -36,6 +36,7 @@ from livekit.agents.voice.transcription import TranscriptSynchronizer
 from avatar import AvatarConfig, AvatarLifecycle
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
+from settings import Settings
 from storage.records import ConversationDetail
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.fake_replica import SimulatedReplica
@@ -297,7 +298,7 @@ async def _call(
     config: dict[str, Any],
 ) -> AsyncIterator[AvatarCall]:
     store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal", default_country_code="963")
+    manager = ConversationManager.from_settings(store, Settings(journal_dir=tmp_path / "journal"))
     await manager.start_conversation(None, room.name, "caller-1")
     caller = room.join("caller-1", kind=caller_kind)
     avatar = AvatarLifecycle.for_call(

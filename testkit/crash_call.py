@@ -19,9 +19,7 @@ from storage.factory import open_record_store
 async def main(calls: int, messages: int) -> None:
     settings = Settings.from_env()
     store = await open_record_store(settings)
-    managers = [
-        ConversationManager(store, journal_dir=settings.journal_dir, default_country_code="963") for _ in range(calls)
-    ]
+    managers = [ConversationManager.from_settings(store, settings) for _ in range(calls)]
     ids = [await m.start_conversation(None, f"crash-room-{i}", f"caller-{i}") for i, m in enumerate(managers)]
     for n in range(messages):
         for m in managers:

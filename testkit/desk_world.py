@@ -22,16 +22,16 @@ from livekit.agents import AgentSession, llm
 from livekit.agents.voice.run_result import RunResult
 from supabase import AsyncClient, acreate_client
 
+import calls
 import prompts
 from conversation_manager import ConversationManager
-from conversation_manager.session_events import attach
-from desk.desk import AppointmentDesk, DeskConfig, Transfer
+from desk.desk import AppointmentDesk, Transfer
+from settings import Settings
 from storage.domain import Appointment, AppointmentStore, Customer, Slot
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.domain_supabase import SupabaseAppointmentStore
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall
-from tools.agents import Persona, ReceptionAgent
 from tools.progress import StatusSink
 
 WAIT = 15.0
@@ -256,33 +256,39 @@ async def open_call(
     status: StatusSink | None = None,
     **config: Any,
 ) -> AsyncIterator[Call]:
-    """A call to the desk; `phone="caller"` means the call carries the language's customer's phone."""
+    """A call to the desk through the production wiring (`calls.open_call`); `phone="caller"`
+    means the call carries the language's customer's phone."""
+    settings = Settings(
+        language=lang,
+        clinic_timezone=TZ,
+        default_country_code="963",
+        escalation_phone_number=escalation,
+        journal_dir=tmp_path / "journal",
+    )
     records = await SQLiteConversationStore.open(tmp_path / f"records-{uuid.uuid4().hex[:6]}.sqlite3")
-    manager = ConversationManager(records, journal_dir=tmp_path / "journal", default_country_code="963", language=lang)
-    await manager.start_conversation(None, "desk-room", "caller")
-    desk = AppointmentDesk(
-        world.store,
-        DeskConfig(
-            language=lang, timezone=TZ, default_country_code="963", escalation_phone_number=escalation, **config
-        ),
-        record=manager,
+    wired = await calls.open_call(
+        settings,
+        room_name="desk-room",
+        records=records,
+        appointments=world.store,
         transfer=transfer,
         status=status,
+        desk_overrides=config,
     )
-    desk.caller_identified(
+    wired.desk.caller_identified(
         phone=CALLER[lang].phone if phone == "caller" else phone, is_sip=is_sip, participant_identity="sip_caller"
     )
     scripted = ScriptedLLM()
     try:
         async with AgentSession(llm=scripted, vad=None, turn_handling={"turn_detection": None}) as session:
-            attach(session, manager)
-            persona = Persona(language=lang, assistant_name="Sara", company_name="Nour Clinic")
-            await asyncio.wait_for(session.start(ReceptionAgent(persona, desk=desk), capture_run=True), WAIT)
-            call = Call(session, scripted, desk, manager, lang)
+            wired.attach(session)
+            await asyncio.wait_for(session.start(wired.reception_agent(), capture_run=True), WAIT)
+            call = Call(session, scripted, wired.desk, wired.manager, lang)
             yield call
         assert not scripted.errors, scripted.errors
     finally:
-        await manager.end_conversation()
+        wired.summarize = None  # the scripted LLM's script is the test's, not the summary's
+        await wired.aclose()
         await records.aclose()
 
 

@@ -32,16 +32,12 @@ from zoneinfo import ZoneInfo
 from livekit.agents import AgentSession
 from livekit.agents.voice.run_result import RunResult
 
-from conversation_manager import ConversationManager
+import calls
 from conversation_manager.manager import EndResult
-from conversation_manager.session_events import attach
-from desk.desk import AppointmentDesk, DeskConfig
+from settings import Settings
 from storage.domain import Appointment, Customer, Slot
-from storage.domain_supabase import SupabaseAppointmentStore
-from storage.supabase_records import SupabaseConversationStore
 from testkit.local_supabase import Stack
 from testkit.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
-from tools.agents import Persona, ReceptionAgent
 
 TZ = "Asia/Damascus"
 MIN_TURNS = 10
@@ -241,18 +237,23 @@ async def _one_call(
     outcome: CallOutcome,
     on_peak: Callable[[], None],
 ) -> None:
-    records = await SupabaseConversationStore.connect(stack.url, stack.service_key, timeout=5.0)
-    desk_store = await SupabaseAppointmentStore.connect(stack.url, stack.service_key, timeout=5.0)
-    manager = ConversationManager(records, journal_dir=journal_dir, default_country_code="1", language="en")
+    settings = Settings(
+        supabase_url=stack.url,
+        supabase_service_role_key=stack.service_key,
+        journal_dir=journal_dir,
+        default_country_code="1",
+        clinic_timezone=TZ,
+    )
+    call: calls.Call | None = None
     try:
-        outcome.conversation_id = await manager.start_conversation(None, f"load-room-{plan.index}", plan.tag)
-        desk = AppointmentDesk(desk_store, DeskConfig(timezone=TZ, default_country_code="1"), record=manager)
-        desk.caller_identified(phone=plan.customer.phone, participant_identity=plan.tag)
+        call = await calls.open_call(settings, room_name=f"load-room-{plan.index}")
+        outcome.conversation_id = call.conversation_id
+        call.desk.caller_identified(phone=plan.customer.phone, participant_identity=plan.tag)
         scripted = ScriptedLLM()
         async with AgentSession(llm=scripted, vad=None, turn_handling={"turn_detection": None}) as session:
-            attach(session, manager)
-            persona = Persona(language="en", assistant_name="Sara", company_name="Nour Clinic")
-            outcome.count(await session.start(ReceptionAgent(persona, desk=desk), capture_run=True))
+            call.attach(session)
+            call.summarize = None  # the scripted LLM plays the caller's turns only
+            outcome.count(await session.start(call.reception_agent(), capture_run=True))
             for turn in range(turns):
                 said, steps = turn_script(plan, turn)
                 scripted.push(*steps)
@@ -266,13 +267,9 @@ async def _one_call(
         outcome.failure = f"{type(e).__name__}: {e}"
         await barrier.abort()
     finally:
-        try:
-            if outcome.conversation_id:
-                outcome.ended_at = time.perf_counter()
-                outcome.end = await manager.end_conversation()
-        finally:
-            await records.aclose()
-            await desk_store.aclose()
+        if call is not None:
+            outcome.ended_at = time.perf_counter()
+            outcome.end = await call.aclose()
 
 
 async def run_calls(stack: Stack, plans: list[CallPlan], turns: int, journal_dir: Path) -> LoadRun:

@@ -24,22 +24,24 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.plugins import openai
 
+import calls
 from conversation_manager import ConversationManager
-from conversation_manager.session_events import attach
 from desk.call_state import DeskError
 from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings, SettingsError
 from storage.domain_sqlite import SQLiteAppointmentStore
-from storage.factory import open_appointment_store, open_record_store
+from storage.factory import open_record_store
 from storage.supabase_records import SupabaseConversationStore
 from testkit.desk_world import (
     APPOINTMENT_TOOLS,
@@ -57,9 +59,11 @@ from testkit.desk_world import (
     verify,
 )
 from testkit.fake_openai_server import Completion, FakeOpenAIServer, FunctionCall
+from testkit.fake_room import FakeRoom
 from testkit.local_supabase import Stack
 from testkit.scripted_llm import Reply, ToolCall
-from tools.agents import AppointmentsAgent, Persona, ReceptionAgent
+from tools.agents import AppointmentsAgent, ReceptionAgent
+from tools.room_status import RoomStatusPublisher
 
 WAIT = 15.0
 
@@ -166,7 +170,7 @@ async def seed_every_table(stack: Stack, tmp_path: Path) -> None:
     )
     store = await SupabaseConversationStore.connect(stack.url, stack.service_key, timeout=5.0)
     try:
-        manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+        manager = ConversationManager.from_settings(store, Settings(journal_dir=tmp_path / "journal"))
         await manager.start_conversation(None, "acl-room", "caller")
         manager.runs.open_run("ReceptionAgent")
         manager.add_message_to_local_transcript("user", "My name is Rana Saleh.")
@@ -403,7 +407,9 @@ def other_customers_rows(path: Path) -> list[tuple[str, ...]]:
 async def try_references(path: Path, tomorrow: str, pairs: list[tuple[str, str]]) -> None:
     store = await SQLiteAppointmentStore.open(path)
     try:
-        desk = AppointmentDesk(store, DeskConfig(timezone=TZ, default_country_code="963"))
+        desk = AppointmentDesk(
+            store, DeskConfig.from_settings(Settings(clinic_timezone=TZ, default_country_code="963"))
+        )
         desk.caller_identified(phone=SARA.phone)
         desk.state.note_user_message("zip", "94103")
         await desk.verify("94103")
@@ -584,20 +590,14 @@ async def a_call_through_the_production_wiring(
     """Verify, list, a store outage mid-call, a failed end-of-call write, then the replay."""
     from conversation_manager import replay_pending
 
-    records = await open_record_store(settings_)
-    desk_store = await open_appointment_store(settings_)
+    room = FakeRoom()
+    caller = room.join(
+        "caller", kind=rtc.ParticipantKind.PARTICIPANT_KIND_SIP, attributes={"sip.phoneNumber": SARA.phone}
+    )
+    call = await calls.open_call(settings_, room_name=room.name, status=RoomStatusPublisher(room))
     model = openai.LLM(model=settings_.llm_model, api_key=settings_.openai_key_for_client, base_url=llm_server.base_url)
     try:
-        manager = ConversationManager(
-            records,
-            journal_dir=settings_.journal_dir,
-            flush_timeout=settings_.flush_timeout,
-            default_country_code=settings_.default_country_code,
-            language=settings_.language,
-        )
-        await manager.start_conversation(None, "secret-room", "caller")
-        desk = AppointmentDesk(desk_store, DeskConfig.from_settings(settings_), record=manager)
-        desk.caller_identified(phone=SARA.phone)
+        call.caller_joined(cast(rtc.RemoteParticipant, caller))
         llm_server.push(
             Completion(tool_calls=[FunctionCall("verify_caller", {"zip_code": SARA.zip_code})]),
             Completion("You are verified."),
@@ -605,11 +605,11 @@ async def a_call_through_the_production_wiring(
             Completion("You have one appointment."),
             Completion(tool_calls=[FunctionCall("list_appointments", {})]),
             Completion("Our system is not answering."),
+            Completion("The caller was verified and asked about their appointments."),  # the end-of-call summary
         )
         async with AgentSession(llm=model, vad=None, turn_handling={"turn_detection": None}) as session:
-            attach(session, manager)
-            persona = Persona(language="en", assistant_name="Sara", company_name="Nour Clinic")
-            await asyncio.wait_for(session.start(ReceptionAgent(persona, desk=desk), capture_run=True), WAIT)
+            call.attach(session)
+            await asyncio.wait_for(session.start(call.reception_agent(), capture_run=True), WAIT)
             await asyncio.wait_for(session.run(user_input=f"My ZIP code is {SARA.zip_code}."), WAIT)
             assert isinstance(session.current_agent, AppointmentsAgent)
             await asyncio.wait_for(session.run(user_input="What do I have?"), WAIT)
@@ -617,13 +617,16 @@ async def a_call_through_the_production_wiring(
             try:
                 failed = await asyncio.wait_for(session.run(user_input="And again?"), WAIT)
                 assert last_output(failed, "list_appointments").is_error
-                result = await manager.end_conversation()
+                result = await call.aclose()
             finally:
                 stack.start_postgrest()
         assert not result.saved
-        report = await replay_pending(records, settings_.journal_dir)
-        assert report.replayed == [manager.conversation_id]
+        records = await open_record_store(settings_)
+        try:
+            report = await replay_pending(records, settings_.journal_dir)
+        finally:
+            await records.aclose()
+        assert report.replayed == [call.conversation_id]
     finally:
+        await call.aclose()
         await model.aclose()
-        await records.aclose()
-        await desk_store.aclose()

@@ -17,11 +17,9 @@ from livekit import api, rtc
 from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
 
 import agent
+import calls
 from avatar import AvatarConfig, AvatarLifecycle
-from conversation_manager import ConversationManager
-from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
-from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.avatar_rig import (
     LIVEKIT_KEY,
@@ -334,25 +332,26 @@ async def test_the_worker_knows_the_caller_before_deciding(
 ) -> None:
     # agent.py's identify_caller waits (event-driven) for the caller of the room, then the avatar is decided
     room = FakeRoom()
-    store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal", default_country_code="963")
-    await manager.start_conversation(None, room.name)
-    appointments = await SQLiteAppointmentStore.open(tmp_path / "desk.sqlite3")
-    desk = AppointmentDesk(appointments, DeskConfig(timezone="Asia/Damascus"))
+    settings = Settings(data_dir=tmp_path, journal_dir=tmp_path / "journal")
+    call = await calls.open_call(settings, room_name=room.name)
     try:
         async with job_context(room) as ctx:
             attributes = {"sip.phoneNumber": "+963991234567"} if kind == SIP else {}
             asyncio.get_running_loop().call_later(0.05, lambda: room.join("caller", kind=kind, attributes=attributes))
-            participant = await agent.identify_caller(ctx, manager, desk)
-        avatar = AvatarLifecycle.for_call(avatar_config("http://127.0.0.1:9/v2"), participant, record=manager)
+            participant = await agent.identify_caller(ctx, call)
+        avatar = AvatarLifecycle.for_call(avatar_config("http://127.0.0.1:9/v2"), participant, record=call.manager)
         assert participant is not None and participant.identity == "caller"
         assert (avatar.enabled, avatar.status) == (status is None, status)
-        await manager.end_conversation()
-        detail = await manager.get_conversation_with_messages(manager.conversation_id)
-        assert detail is not None and detail.conversation["avatar_status"] == status
     finally:
-        await appointments.aclose()
-        await store.aclose()
+        await call.aclose()
+    records = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+    try:
+        detail = await records.get_conversation(call.conversation_id)
+    finally:
+        await records.aclose()
+    assert detail is not None and detail.conversation["avatar_status"] == status
+    assert detail.conversation["participant_identity"] == "caller"
+    assert detail.conversation["user_phone"] == ("+963991234567" if kind == SIP else None)
 
 
 # -------------------------------------------------------------------------- the end of the call

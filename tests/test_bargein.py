@@ -70,7 +70,7 @@ def clips() -> Clips:
 @pytest_asyncio.fixture
 async def manager(tmp_path: Path) -> AsyncIterator[ConversationManager]:
     store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal", language="en")
+    manager = ConversationManager.from_settings(store, Settings(journal_dir=tmp_path / "journal"))
     await manager.start_conversation(None, "bargein-room", "caller")
     try:
         yield manager
@@ -244,7 +244,7 @@ async def desk_for(tmp_path: Path, manager: ConversationManager) -> AsyncIterato
     )
     desk = AppointmentDesk(
         store,
-        DeskConfig(language="en", timezone="UTC", acknowledgement_delay=30.0, still_working_after=60.0),
+        DeskConfig.from_settings(Settings(clinic_timezone="UTC"), acknowledgement_delay=30.0, still_working_after=60.0),
         record=manager,
     )
     desk.caller_identified(phone=SARAH.phone)

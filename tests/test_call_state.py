@@ -17,8 +17,8 @@ from desk.call_state import (
     is_unclear,
     normalize_ref,
 )
-from desk.desk import DEFAULT_TIMEZONE
 from desk.phrases import Phrases
+from settings import Settings
 from storage.demo_data import DEMO_TIMEZONE
 from storage.domain import Appointment, Customer, Slot
 
@@ -271,7 +271,7 @@ def test_the_clinic_day_decides_today_and_tomorrow() -> None:
 
 
 def test_the_default_time_zone_is_the_demo_datas() -> None:
-    assert DEFAULT_TIMEZONE == DEMO_TIMEZONE
+    assert Settings().clinic_timezone == DEMO_TIMEZONE
 
 
 @pytest.mark.parametrize("lang", ["en", "ar"])

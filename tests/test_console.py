@@ -24,7 +24,7 @@ import prompts
 from settings import LOCAL_API_KEY_PLACEHOLDER, Settings
 
 MAIN = Path(__file__).resolve().parent.parent
-FAKE_SERVER = MAIN / "tests" / "fake_openai_server.py"
+FAKE_SERVER = MAIN / "testkit" / "fake_openai_server.py"
 REPLY = "Happy to help, may I have your phone number?"
 USER_LINE = "I need an appointment"
 PROMPT_PLACEHOLDER = "Type to talk to your agent"  # drawn by the console's text prompt

@@ -12,6 +12,7 @@ import pytest_asyncio
 from conversation_manager import ConversationManager, new_conversation_id
 from conversation_manager.journal import pending_journals, read_events
 from conversation_manager.transcript import MAX_CONTENT_CHARS
+from settings import Settings
 from storage.records import CallRecord, ConversationStore
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.local_supabase import Stack
@@ -27,8 +28,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def manager_for(store: ConversationStore, tmp_path: Path, **options: float) -> ConversationManager:
-    return ConversationManager(
-        store, journal_dir=tmp_path / "journal", default_country_code="963", language="ar", **options
+    return ConversationManager.from_settings(
+        store, Settings(), journal_dir=tmp_path / "journal", language="ar", **options
     )
 
 
@@ -127,7 +128,7 @@ async def test_a_journal_that_cannot_be_written_does_not_stop_the_call(
 ) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the journal directory should be")
-    manager = ConversationManager(store, journal_dir=blocked, default_country_code="963")
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=blocked)
     cid = await manager.start_conversation(None, "room", "caller")
     manager.add_message_to_local_transcript("user", "hello")
     result = await manager.end_conversation()
@@ -160,7 +161,7 @@ class DriverBugStore(SQLiteConversationStore):
 @pytest.mark.asyncio
 async def test_a_store_failing_in_an_unexpected_way_keeps_the_journal(tmp_path: Path) -> None:
     store = await DriverBugStore.open(tmp_path / "records.sqlite3")
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=tmp_path / "journal")
     await manager.start_conversation(None, "room", "caller")
     manager.add_message_to_local_transcript("user", "Hello")
 

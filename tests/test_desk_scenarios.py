@@ -18,6 +18,7 @@ from livekit.agents.llm import ToolError
 
 import prompts
 from desk.desk import AppointmentDesk, DeskConfig
+from settings import Settings
 from testkit.desk_world import (
     APPOINTMENT_TOOLS,
     CALLER,
@@ -626,7 +627,7 @@ async def test_the_llm_sees_the_last_messages_and_the_record_keeps_all(world: Wo
 @pytest.mark.asyncio
 async def test_a_barge_in_before_the_write_keeps_the_question_open(world: World, tmp_path: Path) -> None:
     """confirm_pending_change holds the floor for the write; if the caller already cut in, nothing is written."""
-    desk = AppointmentDesk(world.store, DeskConfig(timezone=TZ))
+    desk = AppointmentDesk(world.store, DeskConfig.from_settings(Settings(clinic_timezone=TZ)))
     desk.caller_identified(phone=SARA.phone)
     desk.state.note_user_message("m1", "my zip")
     await desk.verify("94103")

@@ -17,6 +17,7 @@ from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.caller_details import CallerDetails
 from conversation_manager.outcome import OUTCOMES, built_summary, derive_outcome
 from conversation_manager.summary import MAX_SUMMARY_CHARS, written_summary
+from settings import Settings
 from storage.records import ConversationStore
 from testkit.fake_openai_server import Completion, FakeOpenAIServer
 from testkit.local_supabase import Stack
@@ -122,7 +123,9 @@ async def test_the_real_plugin_summarises_and_a_slow_server_is_cut_off_at_the_bu
 
 
 async def a_call(store: ConversationStore, tmp_path: Path, *effects: str) -> ConversationManager:
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal", default_country_code="1", language="en")
+    manager = ConversationManager.from_settings(
+        store, Settings(default_country_code="1"), journal_dir=tmp_path / "journal"
+    )
     await manager.start_conversation(None, "report-room", "caller")
     manager.add_message_to_local_transcript("user", "Hi, this is Sarah Johnson, I need a check-up.")
     manager.set_caller_details(phone="+14155550100")
@@ -172,6 +175,6 @@ async def test_a_crashed_call_is_replayed_as_abandoned_with_a_summary(store: Con
 
 
 def test_an_unknown_effect_is_refused(tmp_path: Path) -> None:
-    manager = ConversationManager(store=None, journal_dir=tmp_path)  # type: ignore[arg-type]
+    manager = ConversationManager.from_settings(None, Settings(), journal_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="effect must be one of"):
         manager.add_effect("deleted_everything")

@@ -263,7 +263,7 @@ async def supabase_desk(clean_db: Stack) -> AsyncIterator[tuple[Stack, World]]:
     async with supabase_world(clean_db) as w:
         records = await SupabaseConversationStore.connect(clean_db.url, clean_db.service_key, timeout=5.0)
         for n in range(2):
-            manager = ConversationManager(records, journal_dir=Path(tempfile.mkdtemp()))
+            manager = ConversationManager.from_settings(records, Settings(), journal_dir=Path(tempfile.mkdtemp()))
             await manager.start_conversation(None, f"room-{n}", "caller")
             manager.set_caller_details(phone=f"+96399100000{n}")
             manager.add_message_to_local_transcript("user", "hello")
@@ -380,7 +380,7 @@ ODD = {
 
 
 async def a_call_with_odd_characters(store: ConversationStore, journal: Path) -> ConversationManager:
-    manager = ConversationManager(store, journal_dir=journal, flush_timeout=5.0)
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=journal, flush_timeout=5.0)
     await manager.start_conversation(None, "odd-room", ODD["identity"], {"note": ODD["content"]})
     manager.add_message_to_local_transcript("user", ODD["content"])
     manager.add_message_to_local_transcript("assistant", "fine", {"metrics": {"e2e_latency": math.inf}})
@@ -428,7 +428,7 @@ def test_any_text_said_reaches_the_store_as_said(said: list[str]) -> None:
     async def run(directory: Path) -> None:
         store = await SQLiteConversationStore.open(directory / "records.sqlite3")
         try:
-            manager = ConversationManager(store, journal_dir=directory / "journal")
+            manager = ConversationManager.from_settings(store, Settings(), journal_dir=directory / "journal")
             await manager.start_conversation(None, "room", "caller")
             seqs = [manager.add_message_to_local_transcript("user", text) for text in said]
             assert (await manager.end_conversation()).saved

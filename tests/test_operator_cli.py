@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conversation_manager import ConversationManager
+from settings import Settings
 from storage.records import ConversationStore
 from testkit.local_supabase import Stack
 from testkit.record_stores import open_store
@@ -32,7 +33,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def two_calls(store: ConversationStore, journal: Path) -> tuple[str, str]:
-    first = ConversationManager(store, journal_dir=journal, default_country_code="963")
+    first = ConversationManager.from_settings(store, Settings(), journal_dir=journal)
     a = await first.start_conversation(None, "cli-room", "caller-a")
     first.add_message_to_local_transcript("user", "my name is Omar, number 0991234567")
     first.add_message_to_local_transcript(
@@ -40,7 +41,7 @@ async def two_calls(store: ConversationStore, journal: Path) -> tuple[str, str]:
     )
     first.add_tool_call("verify_caller", {"zip_code": "12345"}, "verified")
     await first.end_conversation()
-    second = ConversationManager(store, journal_dir=journal, default_country_code="963")
+    second = ConversationManager.from_settings(store, Settings(), journal_dir=journal)
     b = await second.start_conversation(None, "cli-room", "caller-b")
     second.add_message_to_local_transcript("user", "hello")
     return a, b  # the second call is left open: its journal stays pending, its row active

@@ -14,7 +14,7 @@ from livekit.agents import Agent, AgentSession, APIConnectionError, function_too
 from livekit.agents.voice.run_result import RunResult
 
 import prompts
-from agent import persona_for
+from calls import persona_for
 from settings import Settings
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ScriptExhausted, ToolCall, usage
 from tools.agents import Persona, ReceptionAgent

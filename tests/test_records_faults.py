@@ -29,6 +29,7 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.journal import journal_path, pending_journals
 from conversation_manager.session_events import attach
+from settings import Settings
 from storage.supabase_records import SupabaseConversationStore
 from testkit.local_supabase import Stack
 from testkit.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
@@ -86,7 +87,7 @@ async def test_store_unreachable_for_the_whole_call(
     stack: Stack, store: SupabaseConversationStore, tmp_path: Path
 ) -> None:
     unreachable = await SupabaseConversationStore.connect("http://127.0.0.1:9", stack.service_key, timeout=1.0)
-    manager = ConversationManager(unreachable, journal_dir=tmp_path, flush_timeout=2.0)
+    manager = ConversationManager.from_settings(unreachable, Settings(), journal_dir=tmp_path, flush_timeout=2.0)
     cid = await a_call(manager)
     result = await manager.end_conversation()
     await unreachable.aclose()
@@ -99,7 +100,7 @@ async def test_store_unreachable_for_the_whole_call(
 async def test_postgrest_down_during_the_call_then_back(
     stack: Stack, store: SupabaseConversationStore, tmp_path: Path
 ) -> None:
-    manager = ConversationManager(store, journal_dir=tmp_path, flush_timeout=3.0)
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=tmp_path, flush_timeout=3.0)
     cid = await a_call(manager, turns=2)
     stack.stop_postgrest()
     for i in range(2, 6):
@@ -292,7 +293,7 @@ async def test_a_live_call_goes_on_while_the_store_fails_and_replay_writes_it_on
     fault: str, stack: Stack, store: SupabaseConversationStore, tmp_path: Path
 ) -> None:
     when, error = FAULTS[fault]
-    manager = ConversationManager(store, journal_dir=tmp_path, flush_timeout=1.5)
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=tmp_path, flush_timeout=1.5)
     if when == "before":
         break_store(stack, fault)
     cid = await manager.start_conversation(None, "fault-room", "caller")
@@ -381,7 +382,7 @@ async def test_a_failing_journal_is_loud_and_the_record_still_reaches_the_store(
     broken = unwritable_directory(journal) if problem == "directory_not_writable" else disk_that_fills_up(journal, cid)
     caplog.set_level(logging.WARNING)
     with broken as (journal, kernel_says):
-        manager = ConversationManager(store, journal_dir=journal, flush_timeout=3.0)
+        manager = ConversationManager.from_settings(store, Settings(), journal_dir=journal, flush_timeout=3.0)
         await manager.start_conversation(cid, "disk-room", "caller")
         async with live_call(manager) as call:
             await a_live_call(call, 12)  # about 40 journal lines: more than 16 KiB

@@ -9,6 +9,7 @@ from livekit.agents import Agent, AgentSession, RunContext, function_tool
 
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
+from settings import Settings
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.scripted_llm import Reply, ScriptedLLM, ToolCall, usage
 
@@ -48,7 +49,7 @@ class Billing(Agent):
 @pytest.mark.asyncio
 async def test_session_events_reach_the_record(tmp_path: Path) -> None:
     store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal", default_country_code="963")
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=tmp_path / "journal")
     cid = await manager.start_conversation(None, "room", "caller")
     llm = ScriptedLLM(
         Reply(tool_calls=[ToolCall("list_appointments", {"day": "monday"})]),
@@ -88,7 +89,7 @@ async def test_session_events_reach_the_record(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_each_activation_is_its_own_run_and_runs_add_up(tmp_path: Path) -> None:
     store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+    manager = ConversationManager.from_settings(store, Settings(), journal_dir=tmp_path / "journal")
     cid = await manager.start_conversation(None, "room", "caller")
     llm = ScriptedLLM(
         Reply(tool_calls=[ToolCall("list_appointments", {"day": "monday"})], usage=usage(100, 10)),

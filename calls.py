@@ -1,0 +1,140 @@
+"""One place that wires a call: `open_call()` builds everything one call keeps (its record,
+stores, desk, status publisher) from settings, and `Call.aclose()` ends it (summary, the
+end-of-call write, avatar conversations ended, stores closed).
+
+The worker's entrypoint, the tests and the benchmarks all open calls here, so what they
+exercise is the production wiring. Stores passed in (a test's seeded world) stay open:
+only what `open_call` opened is closed by `aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import AgentSession, llm
+
+from avatar import AvatarConfig, AvatarLifecycle
+from conversation_manager import ConversationManager, EndResult
+from conversation_manager.session_events import attach
+from conversation_manager.summary import written_summary
+from desk import AppointmentDesk, DeskConfig, Transfer
+from desk.status import StatusSink
+from settings import Settings
+from storage.domain import AppointmentStore
+from storage.factory import open_appointment_store, open_record_store
+from storage.records import ConversationStore
+from tools.agents import Persona, ReceptionAgent
+
+logger = logging.getLogger("calls")
+
+
+def persona_for(settings: Settings) -> Persona:
+    return Persona(
+        language=settings.language,
+        assistant_name=settings.assistant_name,
+        company_name=settings.company_name,
+    )
+
+
+@dataclass(eq=False)
+class Call:
+    """What one call keeps until it ends."""
+
+    settings: Settings
+    manager: ConversationManager
+    desk: AppointmentDesk
+    records: ConversationStore
+    appointments: AppointmentStore
+    avatar: AvatarLifecycle | None = None
+    summarize: Callable[[], Awaitable[str | None]] | None = None
+    """Asks the call's LLM for the end-of-call summary (None when it cannot in time)."""
+    _owned: list[ConversationStore | AppointmentStore] = field(default_factory=list, repr=False)
+
+    @property
+    def conversation_id(self) -> str:
+        return self.manager.conversation_id
+
+    def caller_joined(self, participant: rtc.RemoteParticipant) -> None:
+        """Who is calling, from the call (never the LLM): the desk owns it and tells the record."""
+        phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
+        self.desk.caller_identified(
+            phone=phone if isinstance(phone, str) else None,  # console's simulated caller has no real attributes
+            is_sip=participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
+            participant_identity=participant.identity,
+        )
+
+    def start_avatar(self, participant: rtc.Participant | None, *, allowed: bool = True) -> AvatarLifecycle:
+        """The call's avatar (never for a phone; `allowed=False` where no video can be shown)."""
+        config = AvatarConfig.from_settings(self.settings) if allowed else None
+        self.avatar = AvatarLifecycle.for_call(config, participant, record=self.manager)
+        return self.avatar
+
+    def attach(self, session: AgentSession) -> None:
+        """Record the session's turns, tool calls and agent runs; summarise with its LLM at the end."""
+        attach(session, self.manager)
+        if isinstance(model := session.llm, llm.LLM):
+            settings = self.settings
+            self.summarize = lambda: written_summary(
+                model, settings.language, self.manager.transcript.messages, timeout=settings.summary_timeout
+            )
+
+    def reception_agent(self) -> ReceptionAgent:
+        """The call's first agent, over this call's desk."""
+        return ReceptionAgent(persona_for(self.settings), desk=self.desk)
+
+    async def aclose(self, *, status: str = "completed") -> EndResult:
+        """End the call: SUMMARY_TIMEOUT for the LLM summary, then FLUSH_TIMEOUT for the write
+        (together below SESSION_END_TIMEOUT). Idempotent."""
+        # Tavus bills until a conversation ends: end them (bounded) while the record is written.
+        avatar_closed = asyncio.ensure_future(self.avatar.aclose()) if self.avatar is not None else None
+        try:
+            summary = await self.summarize() if self.summarize is not None else None
+            return await self.manager.end_conversation(summary=summary, status=status)
+        finally:
+            if avatar_closed is not None:
+                await avatar_closed
+            for store in self._owned:
+                await store.aclose()
+            self._owned.clear()
+
+
+async def open_call(
+    settings: Settings,
+    *,
+    room_name: str,
+    conversation_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    records: ConversationStore | None = None,
+    appointments: AppointmentStore | None = None,
+    transfer: Transfer | None = None,
+    status: StatusSink | None = None,
+    desk_overrides: dict[str, Any] | None = None,
+) -> Call:
+    """Open one call's record and desk; the `active` row is written in the background."""
+    owned: list[ConversationStore | AppointmentStore] = []
+    if records is None:
+        records = await open_record_store(settings)
+        owned.append(records)
+    try:
+        if appointments is None:
+            appointments = await open_appointment_store(settings)
+            owned.append(appointments)
+        manager = ConversationManager.from_settings(records, settings)
+        await manager.start_conversation(conversation_id, room_name, None, metadata)
+    except BaseException:
+        for store in owned:
+            await store.aclose()
+        raise
+    desk = AppointmentDesk(
+        appointments,
+        DeskConfig.from_settings(settings, **(desk_overrides or {})),
+        record=manager,
+        transfer=transfer,
+        status=status,
+    )
+    return Call(settings, manager, desk, records, appointments, _owned=owned)
