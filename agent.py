@@ -140,11 +140,13 @@ def replay_in_background(settings: Settings) -> threading.Thread:
 
 
 def build_server(settings: Settings) -> AgentServer:
+    # Only what is set: LiveKit Cloud hosting warns about, and overrides, a custom load_threshold.
     options: dict[str, float | int] = {}
     if settings.num_idle_processes is not None:
         options["num_idle_processes"] = settings.num_idle_processes
+    if settings.load_threshold is not None:
+        options["load_threshold"] = settings.load_threshold
     server = AgentServer(
-        load_threshold=settings.load_threshold,
         job_memory_warn_mb=settings.job_memory_warn_mb,
         job_memory_limit_mb=settings.job_memory_limit_mb,
         shutdown_process_timeout=settings.shutdown_process_timeout,

@@ -29,6 +29,7 @@ from storage.domain import AppointmentStore
 from storage.factory import open_appointment_store, open_record_store
 from storage.records import ConversationStore
 from tools.agents import Persona, ReceptionAgent
+from tools.caller_identity import caller_identity
 
 logger = logging.getLogger("calls")
 
@@ -60,12 +61,14 @@ class Call:
         return self.manager.conversation_id
 
     def caller_joined(self, participant: rtc.RemoteParticipant) -> None:
-        """Who is calling, from the call (never the LLM): the desk owns it and tells the record."""
-        phone = participant.attributes.get("sip.phoneNumber") or participant.attributes.get("phone")
+        """Who is calling, from the call (never the LLM): the desk owns it and tells the record.
+        Only a number the call vouches for counts (tools/caller_identity.py: the SIP caller id, or
+        a browser attribute the deployment declares trusted)."""
+        caller = caller_identity(
+            participant, self.settings.trusted_caller_attributes, conversation_id=self.conversation_id
+        )
         self.desk.caller_identified(
-            phone=phone if isinstance(phone, str) else None,  # console's simulated caller has no real attributes
-            is_sip=participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP,
-            participant_identity=participant.identity,
+            phone=caller.phone, is_sip=caller.is_sip, participant_identity=caller.identity, channel=caller.channel
         )
 
     def start_avatar(self, participant: rtc.Participant | None, *, allowed: bool = True) -> AvatarLifecycle:

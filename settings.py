@@ -7,16 +7,21 @@ never part of an error message or of `repr()`.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
+
+from desk.phone import normalize_phone
 
 Mode = Literal["dev", "start", "console", "connect", "tools"]
 """`tools` is any non-worker use (operator CLI, tests): nothing LiveKit-related is required."""
@@ -26,6 +31,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOCAL_API_KEY_PLACEHOLDER = "local-no-key"
 """Sent as the OpenAI key when only OPENAI_BASE_URL is set: local servers ignore it,
 but the OpenAI SDK refuses to start without one."""
+
+BROWSER_CALLER_ATTRIBUTES = ("phone",)
+"""Participant attributes the worker reads from a browser caller, each only when the deployment
+names it in TRUSTED_CALLER_ATTRIBUTES (its token server sets it; the caller cannot change it)."""
+TAVUS_MAX_CALL_DURATION = 3600.0
+"""Tavus's documented maximum for a conversation's `max_call_duration`."""
 
 T = TypeVar("T")
 
@@ -63,12 +74,18 @@ class Settings:
     summary_timeout: float = 3.0
     llm_history_messages: int = 20
     escalation_phone_number: str | None = None
+    """E.164 (`+963112223344`) or a SIP URI (`sip:desk@pbx.example.com`), validated at start-up."""
+    trusted_caller_attributes: frozenset[str] = frozenset()
+    """Browser callers' attributes taken as true (see BROWSER_CALLER_ATTRIBUTES); a SIP caller's
+    `sip.phoneNumber` is set by LiveKit SIP and always trusted."""
     # Storage
     supabase_url: str | None = None
     supabase_service_role_key: str = field(default="", repr=False)
     data_dir: Path = Path(".data")
     journal_dir: Path = Path(".data/journal")
     journal_retention_days: float = 14.0
+    single_machine: bool = False
+    """`start` with the embedded SQLite store: only when one machine runs every worker."""
     # Tavus avatar
     tavus_api_key: str = field(default="", repr=False)
     tavus_face_id: str | None = None
@@ -77,6 +94,8 @@ class Settings:
     avatar_left_early_window: float = 20.0
     avatar_max_call_duration: float = 3600.0
     avatar_participant_left_timeout: float = 10.0
+    avatar_late_join_window: float = 15.0
+    avatar_playout_latency: float = 0.5
     # Turn handling (measured with bench/bargein.py; README "Turn handling and barge-in")
     turn_detection: str = "rules"
     vad_min_silence: float = 0.2
@@ -90,7 +109,8 @@ class Settings:
     avatar_interruption_min_duration: float = 0.8
     # Worker scaling and time budgets
     agent_name: str = ""
-    load_threshold: float = 0.7
+    load_threshold: float | None = None
+    """None leaves LiveKit's own (0.7 in start); LiveKit Cloud hosting ignores a custom one."""
     num_idle_processes: int | None = None
     job_memory_warn_mb: float = 1000.0
     job_memory_limit_mb: float = 0.0
@@ -123,6 +143,7 @@ class Settings:
         """Read and validate; raises `SettingsError` listing every problem found."""
         reader = _Reader(os.environ if env is None else env)
         data_dir = Path(reader.text("DATA_DIR", str(cls.data_dir)))
+        country_code = reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code)
         s = cls(
             livekit_url=reader.text("LIVEKIT_URL"),
             livekit_api_key=reader.text("LIVEKIT_API_KEY"),
@@ -136,9 +157,10 @@ class Settings:
             language=reader.choice("AGENT_LANGUAGE", SUPPORTED_LANGUAGES, cls.language),
             assistant_name=reader.text("ASSISTANT_NAME", cls.assistant_name),
             company_name=reader.text("COMPANY_NAME", cls.company_name),
-            default_country_code=reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code),
+            default_country_code=country_code,
             clinic_timezone=reader.timezone("CLINIC_TIMEZONE", cls.clinic_timezone),
-            escalation_phone_number=reader.text("ESCALATION_PHONE_NUMBER") or None,
+            escalation_phone_number=reader.transfer_target("ESCALATION_PHONE_NUMBER", country_code),
+            trusted_caller_attributes=reader.names("TRUSTED_CALLER_ATTRIBUTES", BROWSER_CALLER_ATTRIBUTES),
             max_verification_attempts=reader.integer("MAX_VERIFICATION_ATTEMPTS") or cls.max_verification_attempts,
             acknowledgement_delay=reader.number("ACK_DELAY", cls.acknowledgement_delay),
             still_working_after=reader.number("STILL_WORKING_AFTER", cls.still_working_after),
@@ -149,15 +171,20 @@ class Settings:
             data_dir=data_dir,
             journal_dir=Path(reader.text("JOURNAL_DIR")) if reader.text("JOURNAL_DIR") else data_dir / "journal",
             journal_retention_days=reader.number("JOURNAL_RETENTION_DAYS", cls.journal_retention_days),
+            single_machine=reader.flag("SINGLE_MACHINE_DEPLOYMENT"),
             tavus_api_key=reader.text("TAVUS_API_KEY"),
             tavus_face_id=reader.text("TAVUS_FACE_ID") or reader.text("TAVUS_REPLICA_ID") or None,
             tavus_pal_id=reader.text("TAVUS_PAL_ID") or reader.text("TAVUS_PERSONA_ID") or None,
             avatar_join_timeout=reader.number("AVATAR_JOIN_TIMEOUT", cls.avatar_join_timeout),
             avatar_left_early_window=reader.number("AVATAR_LEFT_EARLY_WINDOW", cls.avatar_left_early_window),
-            avatar_max_call_duration=reader.number("AVATAR_MAX_CALL_DURATION", cls.avatar_max_call_duration),
+            avatar_max_call_duration=reader.number(
+                "AVATAR_MAX_CALL_DURATION", cls.avatar_max_call_duration, maximum=TAVUS_MAX_CALL_DURATION
+            ),
             avatar_participant_left_timeout=reader.number(
                 "AVATAR_PARTICIPANT_LEFT_TIMEOUT", cls.avatar_participant_left_timeout
             ),
+            avatar_late_join_window=reader.number("AVATAR_LATE_JOIN_WINDOW", cls.avatar_late_join_window),
+            avatar_playout_latency=reader.number("AVATAR_PLAYOUT_LATENCY", cls.avatar_playout_latency, maximum=5.0),
             turn_detection=reader.choice("TURN_DETECTION", ("rules", "model", "vad"), cls.turn_detection),
             vad_min_silence=reader.number("VAD_MIN_SILENCE", cls.vad_min_silence),
             endpointing_min_delay=reader.number("ENDPOINTING_MIN_DELAY", cls.endpointing_min_delay),
@@ -165,13 +192,13 @@ class Settings:
             interruption_min_duration=reader.number("INTERRUPTION_MIN_DURATION", cls.interruption_min_duration),
             interruption_min_words=reader.integer("INTERRUPTION_MIN_WORDS") or cls.interruption_min_words,
             false_interruption_timeout=reader.number("FALSE_INTERRUPTION_TIMEOUT", cls.false_interruption_timeout),
-            resume_false_interruption=reader.choice("RESUME_FALSE_INTERRUPTION", ("true", "false"), "true") == "true",
-            preemptive_generation=reader.choice("PREEMPTIVE_GENERATION", ("true", "false"), "true") == "true",
+            resume_false_interruption=reader.flag("RESUME_FALSE_INTERRUPTION", default=True),
+            preemptive_generation=reader.flag("PREEMPTIVE_GENERATION", default=True),
             avatar_interruption_min_duration=reader.number(
                 "AVATAR_INTERRUPTION_MIN_DURATION", cls.avatar_interruption_min_duration
             ),
             agent_name=reader.text("AGENT_NAME"),
-            load_threshold=reader.number("LOAD_THRESHOLD", cls.load_threshold, maximum=1.0),
+            load_threshold=reader.number("LOAD_THRESHOLD", 0.0, maximum=1.0) if reader.text("LOAD_THRESHOLD") else None,
             num_idle_processes=reader.integer("NUM_IDLE_PROCESSES"),
             job_memory_warn_mb=reader.number("JOB_MEMORY_WARN_MB", cls.job_memory_warn_mb),
             job_memory_limit_mb=reader.number("JOB_MEMORY_LIMIT_MB", cls.job_memory_limit_mb),
@@ -214,6 +241,12 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
         problems.append(
             "SUPABASE_URL is not set but SUPABASE_SERVICE_ROLE_KEY is: set it to https://<project>.supabase.co"
         )
+    if mode == "start" and not s.uses_supabase and not s.single_machine:
+        problems.append(
+            "SUPABASE_URL is not set: `start` is production, where every worker must write to the same "
+            "Supabase; set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, or set SINGLE_MACHINE_DEPLOYMENT=true "
+            f"if one machine runs every worker and keeps the records and appointments under DATA_DIR ({s.data_dir})"
+        )
     if s.tavus_api_key and not s.tavus_face_id:
         problems.append("TAVUS_FACE_ID is not set but TAVUS_API_KEY is: set the Tavus replica (face) id")
     if s.still_working_after <= s.acknowledgement_delay:
@@ -234,6 +267,34 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
     return problems
 
 
+def startup_warnings(s: Settings, mode: Mode) -> list[str]:
+    """What may work here but not for real callers: one line each, printed at start-up."""
+    warnings: list[str] = []
+    if mode in ("dev", "start", "connect") and s.tavus_enabled and s.livekit_url:
+        host = urlsplit(s.livekit_url).hostname or ""
+        if not internet_reachable_host(host):
+            warnings.append(
+                f"LIVEKIT_URL's host {host!r} is not reachable from the internet, but Tavus's servers join "
+                "the room at LIVEKIT_URL themselves: every avatar would end in join_timeout. Use a public "
+                "wss:// URL (LiveKit Cloud, or your server's public name), or unset TAVUS_API_KEY"
+            )
+    return warnings
+
+
+def internet_reachable_host(host: str) -> bool:
+    """False for loopback, private, link-local and reserved addresses and for names that only
+    resolve inside a network (single labels such as a container name, .local, .internal, ...)."""
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." in host and not host.endswith(_PRIVATE_SUFFIXES) and host != "localhost"
+    return address.is_global
+
+
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa", ".localdomain", ".intranet", ".corp")
+
+
 class _Reader:
     """Parses raw strings and records a readable problem instead of raising."""
 
@@ -252,6 +313,34 @@ class _Reader:
             self.problems.append(f"{name} must be an http(s) URL, got {value!r}")
             return None
         return value.rstrip("/")
+
+    def flag(self, name: str, *, default: bool = False) -> bool:
+        return self.choice(name, ("true", "false"), "true" if default else "false") == "true"
+
+    def names(self, name: str, allowed: tuple[str, ...]) -> frozenset[str]:
+        """A comma-separated list, each one of `allowed` (a misspelt name must not trust nothing silently)."""
+        values = frozenset(v.strip() for v in self.text(name).split(",") if v.strip())
+        if unknown := sorted(values - set(allowed)):
+            self.problems.append(
+                f"{name} names {', '.join(unknown)}, which the worker does not read; it reads: {', '.join(allowed)}"
+            )
+        return values & set(allowed)
+
+    def transfer_target(self, name: str, country_code: str) -> str | None:
+        """A phone number normalised to E.164, or a SIP URI kept as it is; None when unset."""
+        raw = self.text(name)
+        if not raw:
+            return None
+        if re.fullmatch(r"sips?:[^@\s]+@[^@\s]+", raw):
+            return raw
+        phone = normalize_phone(raw.removeprefix("tel:"), country_code)
+        if phone is None or re.search(r"[^\d\s()+.\-\u0660-\u0669\u06f0-\u06f9]", raw.removeprefix("tel:")):
+            self.problems.append(
+                f"{name} must be a phone number (E.164 such as +963112223344, or national with "
+                f"DEFAULT_COUNTRY_CODE {country_code}) or a SIP URI such as sip:desk@pbx.example.com, got {raw!r}"
+            )
+            return None
+        return phone
 
     def choice(self, name: str, allowed: tuple[str, ...], default: str, *, upper: bool = False) -> str:
         raw = self.text(name, default)
@@ -311,10 +400,13 @@ def load_or_exit(mode: Mode, *, dotenv_path: str | os.PathLike[str] | None = Non
     """Load `.env`, validate, and exit with status 2 and one line per problem if invalid."""
     load_dotenv(dotenv_path=dotenv_path or Path.cwd() / ".env", override=False)
     try:
-        return Settings.from_env(mode=mode)
+        settings = Settings.from_env(mode=mode)
     except SettingsError as e:
         sys.stderr.write("Configuration error; the worker did not start:\n")
         for problem in e.problems:
             sys.stderr.write(f"  - {problem}\n")
         sys.stderr.write("See .env.example for every setting.\n")
         raise SystemExit(2) from None
+    for warning in startup_warnings(settings, mode):
+        sys.stderr.write(f"Warning: {warning}\n")
+    return settings

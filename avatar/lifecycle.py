@@ -15,7 +15,7 @@ plays on the room's audio track at once. Creation and join share one deadline,
 `left_early_window` of joining is replaced once by a new conversation; meanwhile, and if that
 fails too, the call goes on voice-only, the reply in progress included. `avatar_status` on the
 call's record says what happened: ready, join_timeout, api_error: ..., left_early,
-disabled_sip, not_configured.
+disabled_sip, disabled_connector, not_configured.
 """
 
 from __future__ import annotations
@@ -141,8 +141,10 @@ class AvatarLifecycle:
             return cls(None, record=record, status="not_configured")
         if participant is None:  # nobody joined: no face to show
             return cls(None, record=record)
-        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP:
-            return cls(None, record=record, status="disabled_sip")
+        if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD:
+            # Phones (SIP) and phone connectors (Twilio, WhatsApp) have no screen: no billed Tavus conversation.
+            kind = rtc.ParticipantKind.Name(participant.kind).removeprefix("PARTICIPANT_KIND_").lower()
+            return cls(None, record=record, status=f"disabled_{kind}")
         return cls(config, record=record)
 
     @property

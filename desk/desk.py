@@ -146,12 +146,18 @@ class AppointmentDesk:
     # -- who is calling -------------------------------------------------------------------
 
     def caller_identified(
-        self, *, phone: str | None, is_sip: bool = False, participant_identity: str | None = None
+        self,
+        *,
+        phone: str | None,
+        is_sip: bool = False,
+        participant_identity: str | None = None,
+        channel: str | None = None,
     ) -> None:
         """Who is calling, as the call says (the telephony layer, never the LLM). The desk owns it:
         the record gets the participant, the channel and the same E.164 number the desk verifies
         with; a number that cannot be parsed is neither trusted nor recorded."""
-        self._note(participant_identity=participant_identity, metadata={"channel": "sip" if is_sip else "webrtc"})
+        channel = channel or ("sip" if is_sip else "webrtc")  # or `connector`, ... (tools/caller_identity.py)
+        self._note(participant_identity=participant_identity, metadata={"channel": channel})
         if phone:
             try:
                 normalized = arguments.phone(phone, self.config.default_country_code)
