@@ -15,7 +15,8 @@ plays on the room's audio track at once. Creation and join share one deadline,
 `left_early_window` of joining is replaced once by a new conversation; meanwhile, and if that
 fails too, the call goes on voice-only, the reply in progress included. `avatar_status` on the
 call's record says what happened: ready, join_timeout, api_error: ..., left_early,
-disabled_sip, disabled_connector, not_configured.
+disabled_sip, disabled_connector, not_configured; ready_late when the replica came after
+`join_timeout` (the greeting went out voice-only) and the face took over from the next reply.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class AvatarConfig:
     left_early_window: float = 20.0
     max_call_duration: float = 3600.0
     participant_left_timeout: float = 10.0
+    late_join_window: float = 15.0
+    """After `join_timeout`: a replica joining this much later still takes over from the next reply."""
+    playout_latency: float = 0.5
+    """Seconds Tavus buffers our audio before its face plays it (see `AvatarAudioRouter`)."""
     api_url: str = DEFAULT_API_URL
     end_timeout: float = 3.0
     create_retries: int = 2
@@ -86,15 +91,13 @@ class AvatarConfig:
             left_early_window=settings.avatar_left_early_window,
             max_call_duration=settings.avatar_max_call_duration,
             participant_left_timeout=settings.avatar_participant_left_timeout,
+            late_join_window=settings.avatar_late_join_window,
+            playout_latency=settings.avatar_playout_latency,
         )
 
     def properties(self) -> dict[str, int]:
-        # The replica must be in within join_timeout or we drop it; Tavus's own absence timer
-        # (from creation) gets the left-timeout as slack on top, for a conversation we lost track of.
         return conversation_properties(
-            max_call_duration=self.max_call_duration,
-            participant_left_timeout=self.participant_left_timeout,
-            participant_absent_timeout=self.join_timeout + self.participant_left_timeout,
+            max_call_duration=self.max_call_duration, participant_left_timeout=self.participant_left_timeout
         )
 
     def conn_options(self) -> APIConnectOptions:
@@ -123,6 +126,8 @@ class AvatarLifecycle:
         self._room: rtc.Room | None = None
         self._router: AvatarAudioRouter | None = None
         self._current: _Attempt | None = None
+        self._late: _Attempt | None = None
+        """Created, its replica not in the room in time: it may still join and take over."""
         self._attempts: list[_Attempt] = []
         self._abandoned: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -206,10 +211,13 @@ class AvatarLifecycle:
         assert self._config is not None
         for number in (1, 2):
             joined = await self._attempt(room, number)
+            status = "ready"
             if isinstance(joined, str):
                 await self._fall_back(joined if number == 1 else "left_early")
-                return
-            self._use(joined)
+                joined, status = await self._join_late(), "ready_late"
+                if joined is None:
+                    return
+            self._use(joined, status)
             early, left_at = await self._until_left(room, joined)
             await self._fall_back("left_early" if early else None, left_at=left_at)
             self._abandon(joined)
@@ -257,19 +265,39 @@ class AvatarLifecycle:
                 config.join_timeout,
                 attempt=attempt,
             )
-            self._abandon(attempt)
+            self._late = attempt  # not abandoned yet: see _join_late
             return "join_timeout"
         attempt.joined_at = time.monotonic()
         return attempt
 
-    def _use(self, attempt: _Attempt) -> None:
+    async def _join_late(self) -> _Attempt | None:
+        """The call went on voice-only; a replica that still joins within `late_join_window` takes
+        over from the next reply (cheaper for the caller than no face for the whole call)."""
+        assert self._config is not None
+        attempt, self._late = self._late, None
+        if attempt is None:
+            return None
+        window = self._config.late_join_window
+        try:
+            if window <= 0:
+                raise TimeoutError
+            await attempt.plugin.wait_for_join(timeout=window)
+        except (TimeoutError, RuntimeError):
+            self._log(logging.WARNING, "avatar %d: not in the room %gs later either", attempt.number, window)
+            self._abandon(attempt)
+            return None
+        attempt.joined_at = time.monotonic()
+        self._log(logging.INFO, "avatar %d joined late: the face takes over from the next reply", attempt.number)
+        return attempt
+
+    def _use(self, attempt: _Attempt, status: str = "ready") -> None:
         assert attempt.sink is not None
         self._current = attempt
         if self._router is not None:
             self._router.use_avatar(attempt.sink)
         else:
             self._install_router()
-        self._set_status("ready")
+        self._set_status(status)
         self._log(logging.INFO, "avatar %d ready", attempt.number, attempt=attempt)
         self._decided.set()
 
@@ -341,7 +369,7 @@ class AvatarLifecycle:
     def _on_speech_created(self, _ev: SpeechCreatedEvent) -> None:
         # Synchronous, before the speech makes a sound: the earliest point the session's audio
         # chain exists (RoomIO builds it inside session.start()).
-        if self._router is None and (not self._decided.is_set() or self._current is not None):
+        if self._router is None and (not self._decided.is_set() or self._current is not None or self._late is not None):
             self._install_router()
 
     def _on_session_close(self, _ev: CloseEvent) -> None:
@@ -376,11 +404,14 @@ class AvatarLifecycle:
         tail = output.audio
         while tail.next_in_chain is not None:
             tail = tail.next_in_chain
-        self._router = AvatarAudioRouter(tail)
+        assert self._config is not None
+        self._router = AvatarAudioRouter(tail, playout_latency=self._config.playout_latency)
         output.replace_audio_tail(self._router)
         if self._current is not None:  # the avatar was ready before the session said anything
             assert self._current.sink is not None
             self._router.release(self._current.sink)
+        elif self._decided.is_set():  # voice-only for now, a late replica may still take over
+            self._router.release(self._router.room_audio)
         return self._router
 
     def _set_status(self, status: str) -> None:

@@ -12,9 +12,11 @@ in place of the room's audio track, which it keeps as the fallback. It
 - goes back to an avatar (`use_avatar`) only between replies, never in the middle of one.
 
 The avatar plays in real time from its playback start, so what it played is estimated as the
-time from then until it left (it cannot be asked once gone), minus `REPLAY_OVERLAP` for the
-network and jitter buffer between our write and its playout: a cut repeats a syllable rather
-than drop one.
+time from then until it left (it cannot be asked once gone). The plugin reports the playback
+start when we write the first frame (Tavus sends no "playback started"), and Tavus buffers
+audio before its face plays it (`playout_latency`, AVATAR_PLAYOUT_LATENCY), so both that and
+`REPLAY_OVERLAP` (network, jitter) are taken off: a cut repeats a syllable rather than drop
+words the caller never heard.
 """
 
 from __future__ import annotations
@@ -56,13 +58,14 @@ class _Segment:
 
 
 class AvatarAudioRouter(AudioOutput):
-    def __init__(self, room_audio: AudioOutput) -> None:
+    def __init__(self, room_audio: AudioOutput, *, playout_latency: float = 0.0) -> None:
         super().__init__(
             label="AvatarRouter",
             capabilities=AudioOutputCapabilities(pause=True),
             sample_rate=room_audio.sample_rate or AVATAR_SAMPLE_RATE,
         )
         self.room_audio = room_audio
+        self.playout_latency = playout_latency
         self._target: AudioOutput | None = None
         self._next_avatar: AudioOutput | None = None
         self._listeners: list[tuple[str, Callable[[Any], None]]] = []
@@ -113,7 +116,7 @@ class AvatarAudioRouter(AudioOutput):
     async def _move_to_room(self, segment: _Segment, now: float) -> None:
         played = 0.0
         if segment.started_at is not None:
-            heard = now - segment.started_at - REPLAY_OVERLAP
+            heard = now - segment.started_at - self.playout_latency - REPLAY_OVERLAP
             played = max(0.0, min(segment.duration - segment.offset, heard))
         segment.offset += played
         segment.target, segment.started_at, segment.moving = self.room_audio, None, True

@@ -26,14 +26,20 @@ if TYPE_CHECKING:
     from livekit.agents import AgentSession
 
 
-def conversation_properties(
-    *, max_call_duration: float, participant_left_timeout: float, participant_absent_timeout: float
-) -> dict[str, int]:
-    """Tavus ends a conversation by itself after these many seconds (it bills until then)."""
+def conversation_properties(*, max_call_duration: float, participant_left_timeout: float) -> dict[str, int]:
+    """When Tavus ends a conversation by itself (it bills until then), in its documented terms:
+    `max_call_duration`, the longest a conversation may last (at most 3600 s), and
+    `participant_left_timeout`, how long after the last participant left.
+
+    `participant_absent_timeout` ("end if no one joins after creation") is left to Tavus's
+    default, as the LiveKit plugin leaves it: whether the LiveKit room's caller counts as one
+    who joined is not documented, and a short value could end the face seconds into the call.
+    A conversation we lost track of is still ended by `max_call_duration`, and every replica
+    we gave up on is removed from the room (then the left-timeout applies).
+    """
     return {
         "max_call_duration": math.ceil(max_call_duration),
         "participant_left_timeout": math.ceil(participant_left_timeout),
-        "participant_absent_timeout": math.ceil(participant_absent_timeout),
     }
 
 

@@ -34,8 +34,14 @@ logger = logging.getLogger("conversation_manager")
 
 
 def new_conversation_id(room_name: str) -> str:
-    """Unique per call even when rooms are reused: the room for humans, a random tail for uniqueness."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", room_name).strip("-")[:48] or "call"
+    """Unique per call even when rooms are reused: the room's letters for humans, a random tail.
+
+    No digit of the room name is kept: with LiveKit's individual SIP dispatch rule the room is
+    named after the caller's number, and this id names journal files and tags every log line.
+    The room name itself is stored in its own column.
+    """
+    slug = re.sub(r"[^A-Za-z_]+", "-", room_name)
+    slug = re.sub(r"[-_]*-[-_]*", "-", slug).strip("-_")[:40].strip("-_") or "call"
     return f"{slug}-{uuid.uuid4().hex[:12]}"
 
 
@@ -150,7 +156,7 @@ class ConversationManager:
             }
         )
         self._start_write = asyncio.get_running_loop().create_task(self._write_active_row(dict(row)))
-        logger.info("conversation started", extra={"conversation_id": conversation_id, "room": room_name})
+        logger.info("conversation started", extra={"conversation_id": conversation_id})
         return conversation_id
 
     async def _write_active_row(self, row: Row) -> None:

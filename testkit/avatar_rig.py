@@ -221,7 +221,9 @@ def avatar_config(api_url: str, **overrides: Any) -> AvatarConfig:
         "face_id": "face-test",
         "pal_id": "pal-test",
         "join_timeout": 1.0,
+        "late_join_window": 0.3,
         "left_early_window": 20.0,
+        "playout_latency": 0.0,  # the simulated replica plays at once unless its plan says otherwise
         "api_url": api_url,
         "end_timeout": 2.0,
         "retry_interval": 0.05,

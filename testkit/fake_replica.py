@@ -117,7 +117,7 @@ class SimulatedReplica:
                 int(chunk.attributes.get("sample_rate", "24000")),
                 int(chunk.attributes.get("num_channels", "1")),
                 first_chunk_at=chunk.at,
-                started_at=max(now, self._busy_until),
+                started_at=max(now + self.plan.playout_delay, self._busy_until),
             )
             self._streams[chunk.stream_id] = segment
             self.heard.append(segment)

@@ -41,6 +41,8 @@ class Replica:
     """Seconds between joining and publishing its video track."""
     leave_after: float | None = None
     """Seconds after publishing its video until it leaves the room on its own; None: it stays."""
+    playout_delay: float = 0.0
+    """Seconds between the first audio of a reply reaching it and its face playing it (Tavus buffers)."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from testkit.fake_room import FakeRoom
 from testkit.fake_tavus_server import Answer, Replica
 
 SIP = rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+CONNECTOR = rtc.ParticipantKind.PARTICIPANT_KIND_CONNECTOR
 
 
 def tts_total(call: AvatarCall) -> int:
@@ -87,7 +88,8 @@ async def test_one_create_with_the_plugin_token_and_the_greeting_after_the_video
             "max_call_duration": 3600,
             "participant_left_timeout": 10,
         }
-        assert properties["participant_absent_timeout"] == 11  # join timeout (1 s) + left timeout
+        # left to Tavus's default: its meaning for a LiveKit-transport replica is undocumented
+        assert "participant_absent_timeout" not in properties
 
         joined = call.room.events("participant_connected", "tavus-avatar-1")
         video = call.room.events("video_published", "tavus-avatar-1")
@@ -160,7 +162,7 @@ async def test_join_timeout_greets_on_the_room_audio(tmp_path: Path, replica: Re
         await call.greeting_heard()
         assert on_room_audio(call) == expected(0, tts_total(call))
         assert call.room.events("avatar_audio") == []
-        # the abandoned conversation is ended at once, not at the end of the call
+        # the abandoned conversation is ended once the late-join window is over, not at the end of the call
         await wait_until(lambda: len(call.tavus.ends()) == 1)
         assert "tavus-avatar-1" not in call.room.remote_participants
         detail = await call.end()
@@ -213,6 +215,45 @@ async def test_a_replica_of_a_timed_out_create_is_removed_when_it_shows_up(tmp_p
         assert call.room.events("avatar_audio") == []
 
 
+@pytest.mark.asyncio
+async def test_a_late_replica_takes_over_from_the_next_reply(tmp_path: Path) -> None:
+    # created in time, but the replica joins after the timeout: greeting voice-only, then the face
+    answers = (Answer(replica=Replica(join_after=0.5)),)
+    async with avatar_call(tmp_path, answers=answers, join_timeout=0.2, late_join_window=3.0) as call:
+        await call.begin()
+        assert await call.avatar.decided() == "join_timeout"
+        await call.greeting_heard()
+        greeting_total = tts_total(call)
+        assert on_room_audio(call) == expected(0, greeting_total)
+        await wait_until(lambda: call.avatar.status == "ready_late")
+        assert call.replica(1).present and call.livekit.removed == []  # kept, not evicted
+        assert call.tavus.ends() == []
+        room_frames = len(call.room_audio.played)
+        await call.say("Your appointment is on Monday at ten.")
+        assert heard_by_replica(call, 1) == expected(greeting_total, tts_total(call))
+        assert len(call.room_audio.played) == room_frames
+        detail = await call.end()
+    assert len(call.tavus.creates()) == 1
+    assert call.tavus.ends() == call.avatar.conversation_ids
+    assert detail.conversation["avatar_status"] == "ready_late"
+    assert [m["interrupted"] for m in detail.messages] == [False, False]
+
+
+@pytest.mark.asyncio
+async def test_a_replica_later_than_the_late_window_is_removed_and_ended(tmp_path: Path) -> None:
+    answers = (Answer(replica=Replica(join_after=0.8)),)
+    async with avatar_call(tmp_path, answers=answers, join_timeout=0.2, late_join_window=0.2) as call:
+        await call.begin()
+        assert await call.avatar.decided() == "join_timeout"
+        await wait_until(lambda: len(call.tavus.ends()) == 1)  # given up once the window is over
+        await call.greeting_heard()
+        before = tts_total(call)
+        await call.say("Anything else?")
+        assert on_room_audio(call) == expected(0, tts_total(call)) and before > 0
+        assert call.room.events("avatar_audio") == []
+        assert call.avatar.status == "join_timeout"
+
+
 # -------------------------------------------------------------------------- leaving early
 
 
@@ -262,6 +303,22 @@ async def test_early_leave_retries_once_and_keeps_the_reply(tmp_path: Path) -> N
 
 
 @pytest.mark.asyncio
+async def test_the_replay_after_an_early_leave_allows_for_tavus_playout_latency(tmp_path: Path) -> None:
+    # The plugin counts a reply as playing from its first written frame; Tavus's face plays it
+    # `playout_delay` later. The replay must start no later than what the face had really played.
+    answers = (
+        Answer(replica=Replica(join_after=0.05, leave_after=0.6, playout_delay=0.3)),
+        Answer(replica=Replica(join_after=None)),
+    )
+    async with avatar_call(
+        tmp_path, answers=answers, join_timeout=0.3, playout_latency=0.3, tts_seconds_per_char=0.012
+    ) as call:
+        await call.begin()
+        await call.greeting_heard()
+        assert_reply_kept(call, tts_total(call))
+
+
+@pytest.mark.asyncio
 async def test_early_leave_then_failed_retry_stays_voice_only(tmp_path: Path) -> None:
     answers = (
         Answer(replica=Replica(join_after=0.05, leave_after=0.4)),
@@ -304,8 +361,12 @@ async def test_leaving_after_the_window_goes_voice_only_without_retry(tmp_path: 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("configured", "kind", "status"),
-    [(True, SIP, "disabled_sip"), (False, rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, "not_configured")],
-    ids=["sip_caller", "not_configured"],
+    [
+        (True, SIP, "disabled_sip"),
+        (True, CONNECTOR, "disabled_connector"),
+        (False, rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, "not_configured"),
+    ],
+    ids=["sip_caller", "connector_caller", "not_configured"],
 )
 async def test_no_avatar_greets_at_once_on_the_room_audio(
     tmp_path: Path, configured: bool, kind: rtc.ParticipantKind.ValueType, status: str
@@ -325,7 +386,8 @@ async def test_no_avatar_greets_at_once_on_the_room_audio(
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("kind", "status"), [(SIP, "disabled_sip"), (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, None)]
+    ("kind", "status"),
+    [(SIP, "disabled_sip"), (CONNECTOR, "disabled_connector"), (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, None)],
 )
 async def test_the_worker_knows_the_caller_before_deciding(
     tmp_path: Path, kind: rtc.ParticipantKind.ValueType, status: str | None
@@ -385,11 +447,7 @@ def test_config_from_settings() -> None:
     config = AvatarConfig.from_settings(settings)
     assert config is not None
     assert (config.face_id, config.pal_id, config.join_timeout) == ("f", None, 4.5)
-    assert config.properties() == {
-        "max_call_duration": 901,
-        "participant_left_timeout": 5,
-        "participant_absent_timeout": 10,
-    }
+    assert config.properties() == {"max_call_duration": 901, "participant_left_timeout": 5}
     assert "k" not in repr(config)
 
 
@@ -408,6 +466,8 @@ def test_who_gets_an_avatar() -> None:
     cases = [
         (None, browser, False, "not_configured"),
         (config, SIP, False, "disabled_sip"),
+        (config, CONNECTOR, False, "disabled_connector"),
+        (config, rtc.ParticipantKind.PARTICIPANT_KIND_INGRESS, False, "disabled_ingress"),
         (config, browser, True, None),
     ]
     for cfg, kind, enabled, status in cases:

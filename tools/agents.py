@@ -77,15 +77,22 @@ def _insert_after_instructions(chat_ctx: llm.ChatContext, texts: list[str]) -> N
         items.insert(at + offset, llm.ChatMessage(role="system", content=[text]))
 
 
+TRANSFER_RINGING_TIMEOUT = 30
+"""Seconds the human's phone may ring before the transfer fails (LiveKit's default, pinned here)."""
+
+
 async def transfer_sip_participant(participant_identity: str, destination: str) -> None:
-    """Cold-transfer the SIP caller of this job's room (LiveKit SIP API)."""
+    """Cold-transfer the SIP caller of this job's room (LiveKit SIP API). The caller hears a dial
+    tone while the human's phone rings, never silence; the request's own timeout (ring window
+    plus a margin) comes from livekit-api."""
     job = get_job_context()
     response = await job.api.sip.transfer_sip_participant(
         api.TransferSIPParticipantRequest(
             room_name=job.room.name,
             participant_identity=participant_identity,
             transfer_to=destination,
-            play_dialtone=False,
+            play_dialtone=True,
+            ringing_timeout={"seconds": TRANSFER_RINGING_TIMEOUT},
         )
     )
     if response.status == api.SIPTransferStatus.STS_TRANSFER_FAILED:
