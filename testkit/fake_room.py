@@ -17,9 +17,11 @@ Remote participants are driven by the test (`join`, `publish`, `leave`); a parti
 handle byte streams and RPCs sent to it (the simulated Tavus replica does, see
 `tests/fake_replica.py`) and call the agent's RPC methods (`call_agent`).
 
-`FakeLiveKitAPI` is a local HTTP server answering the one LiveKit server API call the plugin
-makes (`RoomService/RemoveParticipant`, Twirp over protobuf, checking the request's JWT),
-acting on the `FakeRoom`. Every room event goes to `timeline` with its `time.perf_counter()`.
+`FakeLiveKitAPI` is a local HTTP server answering the LiveKit server API calls the worker makes
+(Twirp over protobuf, checking the request's JWT and its grants), acting on the `FakeRoom`:
+`RoomService/RemoveParticipant` (the Tavus plugin, late replicas) and `SIP/TransferSIPParticipant`
+(a cold transfer: recorded in `transfers`, answered with `transfer_status`). Every room event
+goes to `timeline` with its `time.perf_counter()`.
 """
 
 from __future__ import annotations
@@ -254,12 +256,15 @@ class FakeLiveKitAPI:
         self.room = room
         self._verifier = api.TokenVerifier(api_key, api_secret)
         self.removed: list[str] = []
+        self.transfers: list[api.TransferSIPParticipantRequest] = []
+        self.transfer_status: api.SIPTransferStatus.ValueType = api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def __aenter__(self) -> FakeLiveKitAPI:
         app = web.Application()
         app.router.add_post("/twirp/livekit.RoomService/RemoveParticipant", self._remove_participant)
+        app.router.add_post("/twirp/livekit.SIP/TransferSIPParticipant", self._transfer_sip_participant)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -287,3 +292,22 @@ class FakeLiveKitAPI:
         return web.Response(
             body=api.RemoveParticipantResponse().SerializeToString(), content_type="application/protobuf"
         )
+
+    async def _transfer_sip_participant(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            claims = self._verifier.verify(token)
+        except Exception:
+            return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+        transfer = api.TransferSIPParticipantRequest.FromString(await request.read())
+        grants, sip = claims.video, claims.sip
+        if grants is None or not grants.room_admin or grants.room != transfer.room_name or sip is None or not sip.call:
+            return web.json_response({"code": "permission_denied", "msg": "needs room_admin and sip call"}, status=403)
+        participant = self.room.remote_participants.get(transfer.participant_identity)
+        if transfer.room_name != self.room.name or participant is None:
+            return web.json_response({"code": "not_found", "msg": "participant not found"}, status=404)
+        if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_SIP:
+            return web.json_response({"code": "invalid_argument", "msg": "not a SIP participant"}, status=400)
+        self.transfers.append(transfer)
+        response = api.TransferSIPParticipantResponse(transfer_id=f"ST_{next(_ids)}", status=self.transfer_status)
+        return web.Response(body=response.SerializeToString(), content_type="application/protobuf")

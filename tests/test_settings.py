@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from settings import Settings, SettingsError
+from settings import Settings, SettingsError, load_or_exit, startup_warnings
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_ENV = {
@@ -29,9 +29,10 @@ def problems(env: dict[str, str], mode: str = "start") -> list[str]:
 
 
 def test_a_complete_environment_is_accepted_with_defaults() -> None:
-    s = Settings.from_env(WORKER_ENV, mode="start")
+    s = Settings.from_env(WORKER_ENV, mode="dev")
     assert (s.language, s.uses_supabase, s.tavus_enabled) == ("en", False, False)
     assert s.journal_dir == Path(".data/journal")
+    assert (s.trusted_caller_attributes, s.load_threshold, s.escalation_phone_number) == (frozenset(), None, None)
 
 
 @pytest.mark.parametrize(
@@ -59,11 +60,84 @@ def test_a_complete_environment_is_accepted_with_defaults() -> None:
         ({"TAVUS_API_KEY": "tv"}, "TAVUS_FACE_ID is not set but TAVUS_API_KEY is"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
         ({"CLINIC_TIMEZONE": "Mars/Olympus"}, "CLINIC_TIMEZONE must be an IANA time zone"),
+        ({"ESCALATION_PHONE_NUMBER": "0991 abc 567"}, "ESCALATION_PHONE_NUMBER must be a phone number"),
+        ({"ESCALATION_PHONE_NUMBER": "12"}, "ESCALATION_PHONE_NUMBER must be a phone number"),
+        ({"ESCALATION_PHONE_NUMBER": "sip:desk"}, "ESCALATION_PHONE_NUMBER must be a phone number"),
+        ({"TRUSTED_CALLER_ATTRIBUTES": "phone,phone_number"}, "TRUSTED_CALLER_ATTRIBUTES names phone_number"),
+        ({"SINGLE_MACHINE_DEPLOYMENT": "yes"}, "SINGLE_MACHINE_DEPLOYMENT must be one of true, false"),
+        ({"AVATAR_MAX_CALL_DURATION": "7200"}, "AVATAR_MAX_CALL_DURATION must be at most 3600"),
     ],
 )
 def test_each_bad_value_gets_its_own_line(override: dict[str, str], expected: str) -> None:
     found = problems({**WORKER_ENV, **override})
     assert any(expected in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("raw", "target"),
+    [
+        ("0991 234 567", "+963991234567"),  # national, with DEFAULT_COUNTRY_CODE
+        ("+1 (415) 555-0100", "+14155550100"),
+        ("00963-11-222-3344", "+963112223344"),
+        ("tel:+963 11 222 3344", "+963112223344"),
+        ("٠٩٩١٢٣٤٥٦٧", "+963991234567"),
+        ("sip:desk@pbx.example.com", "sip:desk@pbx.example.com"),
+    ],
+)
+def test_the_escalation_number_is_normalised_at_start_up(raw: str, target: str) -> None:
+    s = Settings.from_env({**WORKER_ENV, "ESCALATION_PHONE_NUMBER": raw}, mode="dev")
+    assert s.escalation_phone_number == target
+
+
+def test_start_requires_supabase_unless_single_machine_is_declared() -> None:
+    [problem] = problems(WORKER_ENV, mode="start")
+    assert problem.startswith("SUPABASE_URL is not set: `start` is production")
+    assert "SINGLE_MACHINE_DEPLOYMENT=true" in problem
+    assert not Settings.from_env({**WORKER_ENV, "SINGLE_MACHINE_DEPLOYMENT": "true"}, mode="start").uses_supabase
+    supabase = {"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_SERVICE_ROLE_KEY": "k"}
+    assert Settings.from_env({**WORKER_ENV, **supabase}, mode="start").uses_supabase
+    assert not Settings.from_env(WORKER_ENV, mode="dev").uses_supabase  # dev and console: the embedded store
+
+
+def test_trusted_caller_attributes_are_declared_not_assumed() -> None:
+    assert Settings.from_env({"TRUSTED_CALLER_ATTRIBUTES": " phone , "}).trusted_caller_attributes == {"phone"}
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("wss://project.livekit.cloud", False),
+        ("wss://livekit.example.com", False),
+        ("wss://203.0.113.0.nip.io", False),
+        ("ws://127.0.0.1:7880", True),
+        ("ws://localhost:7880", True),
+        ("ws://livekit:7880", True),  # a container name
+        ("wss://10.1.2.3", True),
+        ("wss://livekit.internal", True),
+        ("wss://lk.office.local", True),
+        ("ws://[::1]:7880", True),
+        ("wss://[fd00::5]", True),
+    ],
+)
+def test_a_livekit_url_tavus_cannot_reach_is_warned_about(url: str, warned: bool) -> None:
+    tavus = {"TAVUS_API_KEY": "tv", "TAVUS_FACE_ID": "face"}
+    s = Settings.from_env({**WORKER_ENV, **tavus, "LIVEKIT_URL": url}, mode="dev")
+    found = startup_warnings(s, "dev")
+    assert bool(found) == warned, found
+    assert all("Tavus" in w and "join_timeout" in w for w in found)
+    voice_only = Settings.from_env({**WORKER_ENV, "LIVEKIT_URL": url}, mode="dev")
+    assert startup_warnings(voice_only, "dev") == []  # nobody outside needs to reach it
+
+
+def test_the_warning_is_written_at_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {**WORKER_ENV, "LIVEKIT_URL": "ws://127.0.0.1:7880", "TAVUS_API_KEY": "tv", "TAVUS_FACE_ID": "face"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_or_exit("dev", dotenv_path=tmp_path / "absent.env")
+    assert settings.tavus_enabled
+    assert "Warning: LIVEKIT_URL's host '127.0.0.1' is not reachable from the internet" in capsys.readouterr().err
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -117,6 +191,7 @@ def test_the_worker_exits_non_zero_before_connecting(mode: str, tmp_path: Path) 
         "LIVEKIT_URL",
         "LIVEKIT_API_KEY",
         "LIVEKIT_API_SECRET",
+        *(["SUPABASE_URL"] if mode == "start" else []),
     ]
     assert "sk-test-openai-value-456" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
@@ -128,3 +203,27 @@ def test_env_example_lists_every_setting_and_its_defaults_are_valid() -> None:
     assert read - {"TAVUS_REPLICA_ID", "TAVUS_PERSONA_ID"} <= set(example), read - set(example)
     s = Settings.from_env({**example, "OPENAI_API_KEY": "sk-test"}, mode="console")
     assert s == Settings.from_env({"OPENAI_API_KEY": "sk-test"}, mode="console")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"ESCALATION_PHONE_NUMBER": "0991 234 56x", "SINGLE_MACHINE_DEPLOYMENT": "true"}, "ESCALATION_PHONE_NUMBER"),
+        ({}, "SUPABASE_URL"),
+    ],
+    ids=["malformed_escalation_number", "start_without_supabase"],
+)
+def test_start_stops_with_one_clear_line(extra: dict[str, str], expected: str, tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **WORKER_ENV, **extra}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "agent.py"), "start"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("  - ")]
+    assert line.split()[1] == expected
+    assert "Traceback" not in done.stderr and "starting worker" not in done.stderr + done.stdout

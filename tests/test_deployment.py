@@ -1,0 +1,211 @@
+"""First contact with a real deployment, against the fakes: who the caller is (trusted attributes
+only), the cold transfer's request to LiveKit SIP, conversation ids without the caller's number,
+and the worker options LiveKit Cloud cares about."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from livekit import api, rtc
+from livekit.agents import JobContext, utils
+from livekit.agents.worker import _default_load_threshold
+
+import agent
+from conversation_manager import ConversationManager, new_conversation_id
+from conversation_manager.journal import PENDING
+from desk.desk import AppointmentDesk, DeskConfig
+from settings import Settings
+from storage.domain_sqlite import SQLiteAppointmentStore
+from storage.sqlite_records import SQLiteConversationStore
+from testkit.avatar_rig import LIVEKIT_KEY, LIVEKIT_SECRET, job_context
+from testkit.fake_room import FakeLiveKitAPI, FakeRemoteParticipant, FakeRoom
+from tools.agents import TRANSFER_RINGING_TIMEOUT, transfer_sip_participant
+from tools.caller_identity import caller_identity
+
+SIP = rtc.ParticipantKind.PARTICIPANT_KIND_SIP
+STANDARD = rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD
+CONNECTOR = rtc.ParticipantKind.PARTICIPANT_KIND_CONNECTOR
+CLAIMED = "+963991234567"  # a demo customer's number (testkit/desk_world.py, seed data)
+
+
+# -------------------------------------------------------------------------- who is calling
+
+
+@pytest.mark.parametrize(
+    ("kind", "attributes", "trusted", "channel", "phone"),
+    [
+        (STANDARD, {"phone": CLAIMED}, frozenset(), "webrtc", None),
+        (STANDARD, {"phone": CLAIMED}, frozenset({"phone"}), "webrtc", CLAIMED),
+        (CONNECTOR, {"phone": CLAIMED}, frozenset(), "connector", None),
+        (CONNECTOR, {"phone": CLAIMED}, frozenset({"phone"}), "connector", CLAIMED),
+        (SIP, {"sip.phoneNumber": CLAIMED}, frozenset(), "sip", CLAIMED),
+        (SIP, {"phone": CLAIMED}, frozenset({"phone"}), "sip", None),  # a SIP caller's number is sip.phoneNumber
+        (STANDARD, {"sip.phoneNumber": CLAIMED}, frozenset({"phone"}), "webrtc", None),  # set by a browser: no
+    ],
+)
+def test_only_trusted_attributes_name_the_callers_phone(
+    kind: rtc.ParticipantKind.ValueType,
+    attributes: dict[str, str],
+    trusted: frozenset[str],
+    channel: str,
+    phone: str | None,
+) -> None:
+    caller = caller_identity(FakeRemoteParticipant("caller", kind, attributes), trusted)
+    assert (caller.identity, caller.channel, caller.phone, caller.is_sip) == ("caller", channel, phone, kind == SIP)
+
+
+@dataclass
+class Call:
+    room: FakeRoom
+    ctx: JobContext
+    manager: ConversationManager
+    desk: AppointmentDesk
+    livekit: FakeLiveKitAPI
+
+
+@contextlib.asynccontextmanager
+async def call_in_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, room_name: str = "call-room"
+) -> AsyncIterator[Call]:
+    room = FakeRoom(room_name)
+    records = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+    appointments = await SQLiteAppointmentStore.open(tmp_path / "desk.sqlite3")
+    manager = ConversationManager(records, journal_dir=tmp_path / "journal", default_country_code="963")
+    await manager.start_conversation(None, room.name)
+    desk = AppointmentDesk(
+        appointments, DeskConfig.from_settings(settings), record=manager, transfer=transfer_sip_participant
+    )
+    try:
+        async with (
+            utils.http_context.open(),
+            FakeLiveKitAPI(room, api_key=LIVEKIT_KEY, api_secret=LIVEKIT_SECRET) as lk,
+        ):
+            for name, value in (("URL", lk.url), ("API_KEY", LIVEKIT_KEY), ("API_SECRET", LIVEKIT_SECRET)):
+                monkeypatch.setenv(f"LIVEKIT_{name}", value)  # what the job's LiveKit API client reads
+            async with job_context(room) as ctx:
+                yield Call(room, ctx, manager, desk, lk)
+    finally:
+        await appointments.aclose()
+        await records.aclose()
+
+
+async def identify(
+    call: Call, kind: rtc.ParticipantKind.ValueType, attributes: dict[str, str], trusted: set[str]
+) -> rtc.RemoteParticipant | None:
+    asyncio.get_running_loop().call_later(0.02, lambda: call.room.join("caller", kind=kind, attributes=attributes))
+    return await agent.identify_caller(call.ctx, call.manager, call.desk, frozenset(trusted))
+
+
+async def stored_phone(call: Call) -> str | None:
+    await call.manager.end_conversation()
+    detail = await call.manager.get_conversation_with_messages(call.manager.conversation_id)
+    assert detail is not None
+    return detail.conversation["user_phone"]
+
+
+@pytest.mark.asyncio
+async def test_a_browser_callers_phone_attribute_is_ignored_unless_declared_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with call_in_room(tmp_path, monkeypatch, Settings()) as call:
+        await identify(call, STANDARD, {"phone": CLAIMED}, set())
+        # the claim binds nothing: the caller must say a number, which verification then checks
+        assert (call.desk.state.phone, call.desk.state.phone_source) == (None, None)
+        call.desk.provide_phone("0944 556 677")
+        assert call.desk.state.phone == "+963944556677"
+        assert await stored_phone(call) == "+963944556677"
+
+
+@pytest.mark.asyncio
+async def test_a_declared_trusted_phone_attribute_is_the_calls_own_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings.from_env({"TRUSTED_CALLER_ATTRIBUTES": "phone"})
+    async with call_in_room(tmp_path, monkeypatch, settings) as call:
+        await identify(call, STANDARD, {"phone": "0991 234 567"}, set(settings.trusted_caller_attributes))
+        assert (call.desk.state.phone, call.desk.state.phone_source) == (CLAIMED, "call")
+        assert await stored_phone(call) == CLAIMED
+
+
+# -------------------------------------------------------------------------- cold transfer
+
+
+@pytest.mark.asyncio
+async def test_a_cold_transfer_plays_a_dial_tone_to_the_normalised_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings.from_env({"ESCALATION_PHONE_NUMBER": "0991 234 000"})
+    async with call_in_room(tmp_path, monkeypatch, settings) as call:
+        await identify(call, SIP, {"sip.phoneNumber": CLAIMED}, set())
+        await call.desk.transfer("wants a person")
+        [transfer] = call.livekit.transfers
+        assert (transfer.room_name, transfer.participant_identity) == (call.room.name, "caller")
+        assert transfer.transfer_to == "tel:+963991234000"
+        assert transfer.play_dialtone is True
+        assert transfer.ringing_timeout.seconds == TRANSFER_RINGING_TIMEOUT
+        await call.manager.end_conversation()
+        detail = await call.manager.get_conversation_with_messages(call.manager.conversation_id)
+        assert detail is not None and detail.conversation["outcome"] == "transferred"
+
+
+@pytest.mark.asyncio
+async def test_a_failed_transfer_raises_so_the_desk_takes_a_callback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings.from_env({"ESCALATION_PHONE_NUMBER": "+963991234000"})
+    async with call_in_room(tmp_path, monkeypatch, settings) as call:
+        call.livekit.transfer_status = api.SIPTransferStatus.STS_TRANSFER_FAILED
+        await identify(call, SIP, {"sip.phoneNumber": CLAIMED}, set())
+        with pytest.raises(RuntimeError, match="SIP transfer failed"):
+            await transfer_sip_participant("caller", "tel:+963991234000")
+        await call.desk.transfer("wants a person")
+        assert len(call.livekit.transfers) == 2  # both reached LiveKit SIP, which refused them
+        await call.manager.end_conversation()
+        detail = await call.manager.get_conversation_with_messages(call.manager.conversation_id)
+        assert detail is not None and detail.conversation["outcome"] == "callback_requested"
+
+
+# -------------------------------------------------------------------------- the caller's number in ids
+
+
+@pytest.mark.parametrize(
+    "room_name",
+    ["call-_+963991234567_AbC9dEf", "call-_00963991234567_q1W2e3", "sip-0991 234 567", "_+963991234567_"],
+)
+def test_a_room_named_after_the_callers_number_gives_an_id_without_it(room_name: str) -> None:
+    cid = new_conversation_id(room_name)
+    slug, tail = cid.rsplit("-", 1)
+    assert not re.search(r"\d", slug)
+    assert re.fullmatch(r"[0-9a-f]{12}", tail)
+
+
+@pytest.mark.asyncio
+async def test_the_record_keeps_the_room_name_and_the_journal_file_has_no_number(tmp_path: Path) -> None:
+    room_name = "call-_+963991234567_AbC9dEf"
+    store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+    try:
+        manager = ConversationManager(store, journal_dir=tmp_path / "journal", default_country_code="963")
+        cid = await manager.start_conversation(None, room_name, "sip_+963991234567")
+        [journal] = (tmp_path / "journal" / PENDING).iterdir()
+        assert "991234567" not in journal.name and "991234567" not in cid
+        await manager.end_conversation()
+        detail = await manager.get_conversation_with_messages(cid)
+        assert detail is not None and detail.conversation["room_name"] == room_name
+    finally:
+        await store.aclose()
+
+
+# -------------------------------------------------------------------------- worker options
+
+
+def test_load_threshold_is_passed_to_livekit_only_when_set() -> None:
+    server = agent.build_server(Settings.from_env({}))
+    assert server._load_threshold is _default_load_threshold  # what LiveKit Cloud hosting expects
+    server = agent.build_server(Settings.from_env({"LOAD_THRESHOLD": "0.5"}))
+    assert server._load_threshold == 0.5
