@@ -17,11 +17,10 @@ from livekit.agents import JobContext, utils
 from livekit.agents.worker import _default_load_threshold
 
 import agent
+import calls
 from conversation_manager import ConversationManager, new_conversation_id
 from conversation_manager.journal import PENDING
-from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
-from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.avatar_rig import LIVEKIT_KEY, LIVEKIT_SECRET, job_context
 from testkit.fake_room import FakeLiveKitAPI, FakeRemoteParticipant, FakeRoom
@@ -61,26 +60,20 @@ def test_only_trusted_attributes_name_the_callers_phone(
 
 
 @dataclass
-class Call:
+class Room:
     room: FakeRoom
     ctx: JobContext
-    manager: ConversationManager
-    desk: AppointmentDesk
+    call: calls.Call
     livekit: FakeLiveKitAPI
 
 
 @contextlib.asynccontextmanager
-async def call_in_room(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, room_name: str = "call-room"
-) -> AsyncIterator[Call]:
-    room = FakeRoom(room_name)
-    records = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    appointments = await SQLiteAppointmentStore.open(tmp_path / "desk.sqlite3")
-    manager = ConversationManager(records, journal_dir=tmp_path / "journal", default_country_code="963")
-    await manager.start_conversation(None, room.name)
-    desk = AppointmentDesk(
-        appointments, DeskConfig.from_settings(settings), record=manager, transfer=transfer_sip_participant
-    )
+async def call_in_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> AsyncIterator[Room]:
+    """A call opened as the worker opens it (`calls.open_call`), in a simulated room whose LiveKit
+    server API is a local fake."""
+    room = FakeRoom("call-room")
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path), **env})
+    call = await calls.open_call(settings, room_name=room.name, transfer=transfer_sip_participant)
     try:
         async with (
             utils.http_context.open(),
@@ -89,48 +82,62 @@ async def call_in_room(
             for name, value in (("URL", lk.url), ("API_KEY", LIVEKIT_KEY), ("API_SECRET", LIVEKIT_SECRET)):
                 monkeypatch.setenv(f"LIVEKIT_{name}", value)  # what the job's LiveKit API client reads
             async with job_context(room) as ctx:
-                yield Call(room, ctx, manager, desk, lk)
+                yield Room(room, ctx, call, lk)
     finally:
-        await appointments.aclose()
-        await records.aclose()
+        await call.aclose()
 
 
 async def identify(
-    call: Call, kind: rtc.ParticipantKind.ValueType, attributes: dict[str, str], trusted: set[str]
+    where: Room, kind: rtc.ParticipantKind.ValueType, attributes: dict[str, str]
 ) -> rtc.RemoteParticipant | None:
-    asyncio.get_running_loop().call_later(0.02, lambda: call.room.join("caller", kind=kind, attributes=attributes))
-    return await agent.identify_caller(call.ctx, call.manager, call.desk, frozenset(trusted))
+    asyncio.get_running_loop().call_later(0.02, lambda: where.room.join("caller", kind=kind, attributes=attributes))
+    return await agent.identify_caller(where.ctx, where.call)
 
 
-async def stored_phone(call: Call) -> str | None:
-    await call.manager.end_conversation()
-    detail = await call.manager.get_conversation_with_messages(call.manager.conversation_id)
+async def record_of(where: Room) -> dict[str, object]:
+    """The conversation row once the call's record is written (the stores stay open until aclose)."""
+    await where.call.manager.end_conversation()
+    detail = await where.call.manager.get_conversation_with_messages(where.call.conversation_id)
     assert detail is not None
-    return detail.conversation["user_phone"]
+    return detail.conversation
 
 
 @pytest.mark.asyncio
 async def test_a_browser_callers_phone_attribute_is_ignored_unless_declared_trusted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with call_in_room(tmp_path, monkeypatch, Settings()) as call:
-        await identify(call, STANDARD, {"phone": CLAIMED}, set())
+    async with call_in_room(tmp_path, monkeypatch) as where:
+        await identify(where, STANDARD, {"phone": CLAIMED})
+        desk = where.call.desk
         # the claim binds nothing: the caller must say a number, which verification then checks
-        assert (call.desk.state.phone, call.desk.state.phone_source) == (None, None)
-        call.desk.provide_phone("0944 556 677")
-        assert call.desk.state.phone == "+963944556677"
-        assert await stored_phone(call) == "+963944556677"
+        assert (desk.state.phone, desk.state.phone_source) == (None, None)
+        desk.provide_phone("0944 556 677")
+        assert desk.state.phone == "+963944556677"
+        row = await record_of(where)
+    assert (row["user_phone"], row["participant_identity"]) == ("+963944556677", "caller")
+    assert row["metadata"]["channel"] == "webrtc"  # type: ignore[index]
 
 
 @pytest.mark.asyncio
 async def test_a_declared_trusted_phone_attribute_is_the_calls_own_number(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings.from_env({"TRUSTED_CALLER_ATTRIBUTES": "phone"})
-    async with call_in_room(tmp_path, monkeypatch, settings) as call:
-        await identify(call, STANDARD, {"phone": "0991 234 567"}, set(settings.trusted_caller_attributes))
-        assert (call.desk.state.phone, call.desk.state.phone_source) == (CLAIMED, "call")
-        assert await stored_phone(call) == CLAIMED
+    async with call_in_room(tmp_path, monkeypatch, TRUSTED_CALLER_ATTRIBUTES="phone") as where:
+        await identify(where, STANDARD, {"phone": "0991 234 567"})
+        assert (where.call.desk.state.phone, where.call.desk.state.phone_source) == (CLAIMED, "call")
+        row = await record_of(where)
+    assert row["user_phone"] == CLAIMED
+
+
+@pytest.mark.asyncio
+async def test_a_connector_caller_is_recorded_as_such_and_its_attributes_are_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with call_in_room(tmp_path, monkeypatch) as where:
+        await identify(where, CONNECTOR, {"phone": CLAIMED})
+        assert where.call.desk.state.phone is None
+        row = await record_of(where)
+    assert (row["user_phone"], row["metadata"]["channel"]) == (None, "connector")  # type: ignore[index]
 
 
 # -------------------------------------------------------------------------- cold transfer
@@ -140,35 +147,31 @@ async def test_a_declared_trusted_phone_attribute_is_the_calls_own_number(
 async def test_a_cold_transfer_plays_a_dial_tone_to_the_normalised_number(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings.from_env({"ESCALATION_PHONE_NUMBER": "0991 234 000"})
-    async with call_in_room(tmp_path, monkeypatch, settings) as call:
-        await identify(call, SIP, {"sip.phoneNumber": CLAIMED}, set())
-        await call.desk.transfer("wants a person")
-        [transfer] = call.livekit.transfers
-        assert (transfer.room_name, transfer.participant_identity) == (call.room.name, "caller")
+    async with call_in_room(tmp_path, monkeypatch, ESCALATION_PHONE_NUMBER="0991 234 000") as where:
+        await identify(where, SIP, {"sip.phoneNumber": CLAIMED})
+        await where.call.desk.transfer("wants a person")
+        [transfer] = where.livekit.transfers
+        assert (transfer.room_name, transfer.participant_identity) == (where.room.name, "caller")
         assert transfer.transfer_to == "tel:+963991234000"
         assert transfer.play_dialtone is True
         assert transfer.ringing_timeout.seconds == TRANSFER_RINGING_TIMEOUT
-        await call.manager.end_conversation()
-        detail = await call.manager.get_conversation_with_messages(call.manager.conversation_id)
-        assert detail is not None and detail.conversation["outcome"] == "transferred"
+        row = await record_of(where)
+    assert row["outcome"] == "transferred"
 
 
 @pytest.mark.asyncio
 async def test_a_failed_transfer_raises_so_the_desk_takes_a_callback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings.from_env({"ESCALATION_PHONE_NUMBER": "+963991234000"})
-    async with call_in_room(tmp_path, monkeypatch, settings) as call:
-        call.livekit.transfer_status = api.SIPTransferStatus.STS_TRANSFER_FAILED
-        await identify(call, SIP, {"sip.phoneNumber": CLAIMED}, set())
+    async with call_in_room(tmp_path, monkeypatch, ESCALATION_PHONE_NUMBER="+963991234000") as where:
+        where.livekit.transfer_status = api.SIPTransferStatus.STS_TRANSFER_FAILED
+        await identify(where, SIP, {"sip.phoneNumber": CLAIMED})
         with pytest.raises(RuntimeError, match="SIP transfer failed"):
             await transfer_sip_participant("caller", "tel:+963991234000")
-        await call.desk.transfer("wants a person")
-        assert len(call.livekit.transfers) == 2  # both reached LiveKit SIP, which refused them
-        await call.manager.end_conversation()
-        detail = await call.manager.get_conversation_with_messages(call.manager.conversation_id)
-        assert detail is not None and detail.conversation["outcome"] == "callback_requested"
+        await where.call.desk.transfer("wants a person")
+        assert len(where.livekit.transfers) == 2  # both reached LiveKit SIP, which refused them
+        row = await record_of(where)
+    assert row["outcome"] == "callback_requested"
 
 
 # -------------------------------------------------------------------------- the caller's number in ids
@@ -190,7 +193,7 @@ async def test_the_record_keeps_the_room_name_and_the_journal_file_has_no_number
     room_name = "call-_+963991234567_AbC9dEf"
     store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
     try:
-        manager = ConversationManager(store, journal_dir=tmp_path / "journal", default_country_code="963")
+        manager = ConversationManager.from_settings(store, Settings(journal_dir=tmp_path / "journal"))
         cid = await manager.start_conversation(None, room_name, "sip_+963991234567")
         [journal] = (tmp_path / "journal" / PENDING).iterdir()
         assert "991234567" not in journal.name and "991234567" not in cid
