@@ -95,7 +95,9 @@ class Settings:
     avatar_max_call_duration: float = 3600.0
     avatar_participant_left_timeout: float = 10.0
     avatar_late_join_window: float = 15.0
+    """Seconds after AVATAR_JOIN_TIMEOUT in which a late replica still takes over (0: none)."""
     avatar_playout_latency: float = 0.5
+    """Seconds Tavus buffers audio before its face plays it (the early-leave replay allows for it)."""
     # Turn handling (measured with bench/bargein.py; README "Turn handling and barge-in")
     turn_detection: str = "rules"
     vad_min_silence: float = 0.2

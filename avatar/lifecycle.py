@@ -283,11 +283,14 @@ class AvatarLifecycle:
                 raise TimeoutError
             await attempt.plugin.wait_for_join(timeout=window)
         except (TimeoutError, RuntimeError):
-            self._log(logging.WARNING, "avatar %d: not in the room %gs later either", attempt.number, window)
+            self._log(
+                logging.WARNING, "avatar %d: not in the room %gs later either", attempt.number, window, attempt=attempt
+            )
             self._abandon(attempt)
             return None
         attempt.joined_at = time.monotonic()
-        self._log(logging.INFO, "avatar %d joined late: the face takes over from the next reply", attempt.number)
+        late = "avatar %d joined late: the face takes over from the next reply"
+        self._log(logging.INFO, late, attempt.number, attempt=attempt)
         return attempt
 
     def _use(self, attempt: _Attempt, status: str = "ready") -> None:
