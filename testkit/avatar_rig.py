@@ -21,10 +21,10 @@ import dataclasses
 import os
 import time
 from array import array
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from livekit import api, rtc
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, AgentSession, APIConnectOptions, JobContext, tts, utils
@@ -45,11 +45,24 @@ from testkit.fake_tavus_server import Answer, Conversation, FakeTavusServer
 from testkit.scripted_llm import Reply, ScriptedLLM
 from tools.agents import Persona, ReceptionAgent
 
+T = TypeVar("T")
 LIVEKIT_KEY = "lk-test-key"
 LIVEKIT_SECRET = "lk-test-secret-not-a-real-one-0000"
 TAVUS_KEY = "tavus-test-key"
 SAMPLE_RATE = 24000
 PERSONA = Persona(language="en", assistant_name="Sara", company_name="Nour Clinic")
+HANG_AFTER = 15.0
+"""Seconds after which a wait of the rig is a hang, reported as a failure: every call here
+decides within its join timeout (at most a few seconds) and greets in about a second, and
+pytest's own timeout would stop the run without the rig's teardown."""
+
+
+async def within_hang_bound(awaitable: Awaitable[T], waiting_for: str) -> T:
+    """`awaitable`'s result, or an AssertionError naming what never happened."""
+    try:
+        return await asyncio.wait_for(awaitable, HANG_AFTER)
+    except TimeoutError:
+        raise AssertionError(f"{waiting_for}: nothing after {HANG_AFTER:g}s") from None
 
 
 def counted(k: int) -> int:
@@ -190,10 +203,14 @@ class AvatarCall:
         self.avatar.start(cast(rtc.Room, self.room))
         await self.session.start(agent=ReceptionAgent(PERSONA))
 
+    async def decided(self) -> str | None:
+        """The avatar's status once the greeting can start (ready, or why voice-only)."""
+        return await within_hang_bound(self.avatar.decided(), "the avatar never became ready nor gave up")
+
     async def greeting_heard(self) -> SpeechHandle:
         """The greeting (the session's first speech), once it has fully played."""
-        await self.new_speech.wait()
-        await self.speeches[0].wait_for_playout()
+        await within_hang_bound(self.new_speech.wait(), "the session never started its greeting")
+        await within_hang_bound(self.speeches[0].wait_for_playout(), "the greeting never finished playing")
         return self.speeches[0]
 
     async def say(self, text: str) -> None:

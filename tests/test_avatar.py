@@ -72,7 +72,7 @@ async def test_one_create_with_the_plugin_token_and_the_greeting_after_the_video
     replica = Replica(join_after=0.1, video_after=0.3)
     async with avatar_call(tmp_path, answers=(Answer(replica=replica),)) as call:
         await call.begin()
-        assert await call.avatar.decided() == "ready"
+        assert await call.decided() == "ready"
         await call.greeting_heard()
 
         [create] = call.tavus.creates()
@@ -158,7 +158,7 @@ async def test_a_barge_in_stops_the_face_and_the_next_reply_still_uses_it(tmp_pa
 async def test_join_timeout_greets_on_the_room_audio(tmp_path: Path, replica: Replica) -> None:
     async with avatar_call(tmp_path, answers=(Answer(replica=replica),), join_timeout=0.4) as call:
         await call.begin()
-        assert await call.avatar.decided() == "join_timeout"
+        assert await call.decided() == "join_timeout"
         await call.greeting_heard()
         assert on_room_audio(call) == expected(0, tts_total(call))
         assert call.room.events("avatar_audio") == []
@@ -188,7 +188,7 @@ async def test_api_errors_greet_on_the_room_audio(
 ) -> None:
     async with avatar_call(tmp_path, answers=answers, **config) as call:
         await call.begin()
-        assert await call.avatar.decided() == status
+        assert await call.decided() == status
         await call.greeting_heard()
         assert len(call.tavus.creates()) == creates
         if status == "ready":
@@ -208,7 +208,7 @@ async def test_a_replica_of_a_timed_out_create_is_removed_when_it_shows_up(tmp_p
     answers = (Answer(delay=0.5, replica=Replica(join_after=0.05)),)
     async with avatar_call(tmp_path, answers=answers, join_timeout=0.2) as call:
         await call.begin()
-        assert (await call.avatar.decided()).startswith("api_error")
+        assert (await call.decided()).startswith("api_error")
         await wait_until(lambda: call.livekit.removed == ["tavus-avatar-1"])
         assert "tavus-avatar-1" not in call.room.remote_participants
         await call.greeting_heard()
@@ -374,7 +374,7 @@ async def test_no_avatar_greets_at_once_on_the_room_audio(
     async with avatar_call(tmp_path, configured=configured, caller_kind=kind) as call:
         assert not call.avatar.enabled
         await call.begin()
-        assert await call.avatar.decided() == status
+        assert await call.decided() == status
         await call.greeting_heard()
         assert on_room_audio(call) == expected(0, tts_total(call))
         assert call.avatar.router is None
