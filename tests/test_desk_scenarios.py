@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit.agents.llm import ToolError
+from livekit.agents import Agent, AgentSession, RunContext
+from livekit.agents.llm import FunctionCall, ToolError
+from livekit.agents.voice.speech_handle import SpeechHandle
 
 import prompts
 from desk.desk import AppointmentDesk, DeskConfig
@@ -37,7 +39,7 @@ from testkit.desk_world import (
     verify,
 )
 from testkit.scripted_llm import Reply, ToolCall
-from tools.agents import AppointmentsAgent, AppointmentTools, Persona, ReceptionAgent
+from tools.agents import AppointmentsAgent, AppointmentTools, Persona, ReceptionAgent, VerificationTools
 from tools.progress import ToolStatus
 
 # ------------------------------------------------------------------------- verification and handoff
@@ -646,3 +648,38 @@ async def test_a_barge_in_before_the_write_keeps_the_question_open(world: World,
     assert desk.state.pending is not None and desk.state.pending.kind == "cancel"
     appointment = world.appointments[SARA.id]
     assert await world.scheduled(SARA) == {appointment.id: appointment.slot.id}
+
+
+def interrupted_tool_call(session: AgentSession, name: str) -> RunContext:
+    """LiveKit's context of a tool call whose speech the caller has already cut into."""
+    speech = SpeechHandle.create()
+    speech.interrupt()
+    return RunContext(
+        session=session, speech_handle=speech, function_call=FunctionCall(call_id="call_1", name=name, arguments="{}")
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_barge_in_before_verification_counts_no_attempt(world: World) -> None:
+    """verify_caller holds the floor for its result and the handover; if the caller already cut in
+    (maybe correcting the code), nothing is checked, no attempt is counted and nobody is handed over."""
+    # One failure would lock the call: a counted attempt shows as the lockout on the second try.
+    desk = AppointmentDesk(
+        world.store, DeskConfig.from_settings(Settings(clinic_timezone=TZ, max_verification_attempts=1))
+    )
+    desk.caller_identified(phone=SARA.phone)
+    handed_over: list[Agent] = []
+
+    def on_verified(agent: Agent) -> Agent:
+        handed_over.append(agent)
+        return agent
+
+    tools = VerificationTools(desk, on_verified)
+    session: AgentSession = AgentSession()
+    for said in ("00000", SARA.zip_code):  # a wrong code and the right one
+        with pytest.raises(ToolError) as refused:
+            await tools.verify_caller(interrupted_tool_call(session, "verify_caller"), said)
+        assert (desk.state.failed_attempts, desk.state.locked) == (0, False), "the interrupted try was counted"
+        assert str(refused.value) == prompts.load("en", "verify_interrupted")
+    assert (desk.state.verified, handed_over) == (False, [])
+    assert (await desk.verify(SARA.zip_code)).customer == SARA, "the caller can still say the code"
