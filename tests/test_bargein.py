@@ -32,7 +32,7 @@ from storage.sqlite_records import SQLiteConversationStore
 from testkit.audio_harness import TTS_RATE, Clips, VoiceCall, open_voice_call
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall
 from tools.agents import AppointmentsAgent, Persona, ReceptionAgent
-from turn_handling import BackchannelFilter, build_vad, turn_handling_for
+from turn_handling import BackchannelFilter, build_vad, is_backchannel, turn_handling_for
 
 WAIT = 20.0
 TURN_DECIDED = 1.0
@@ -60,6 +60,7 @@ CALLER = {
     "ar": {"ask": "متى موعدي", "stop": "توقفي، ألغيه من فضلك", "yes": "نعم", "wait": "انتظري"},
 }
 SHORT = {"en": "Okay.", "ar": "حسنا."}
+QUESTION = {"en": "Shall I book it for Monday at ten?", "ar": "هل أحجز لك يوم الاثنين الساعة العاشرة؟"}
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,42 @@ async def test_a_noise_burst_and_a_backchannel_do_not_end_the_reply(
         ("user", CALLER[lang]["ask"], False),
         ("assistant", words(full), False),
     ], "the resumed reply is recorded whole and not interrupted; the backchannel is no turn"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("lang", ["en", "ar"])
+async def test_a_backchannel_answering_the_silent_agent_is_a_turn(
+    lang: str, clips: Clips, manager: ConversationManager
+) -> None:
+    """Only over the agent's reply is "uh-huh" a listener's noise; after "shall I book it?" it is the answer."""
+    llm = answering(QUESTION[lang], lang)
+    async with production_call(Agent(instructions="Clinic desk."), llm, clips, lang, manager) as call:
+        await call.mic.say(clips.speech(CALLER[lang]["ask"], lang))
+        await call.sink.wait_for("finished", timeout=WAIT)
+        await call.quiet()
+        listener = call.session.stt
+        assert isinstance(listener, BackchannelFilter)
+        asked = len(llm.calls)
+        answer = clips.backchannel(lang)
+        assert answer.transcript is not None and is_backchannel(answer.transcript), "the filter's own kind of word"
+
+        said = await call.mic.say(answer)
+        async with asyncio.timeout(WAIT):  # the filter decides as the STT returns
+            while answer.transcript not in call.stt.heard:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert listener.dropped == 0, "the caller's answer was dropped as a backchannel"
+        await call.sink.wait_for("started", since=call.mic.speech_end(said), timeout=WAIT)
+        await call.quiet()
+        assert llm.calls[-1].last_user_text == answer.transcript, "the LLM was asked about the caller's answer"
+        assert len(llm.calls) > asked
+
+    messages = await stored_messages(manager)
+    assert [(m["role"], words(m["content"])) for m in messages] == [
+        ("user", CALLER[lang]["ask"]),
+        ("assistant", QUESTION[lang]),
+        ("user", answer.transcript),
+        ("assistant", SHORT[lang]),
+    ]
 
 
 # ------------------------------------------------------------------------- uninterruptible commits
