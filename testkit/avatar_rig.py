@@ -215,7 +215,7 @@ class AvatarCall:
 
     async def say(self, text: str) -> None:
         """A later reply of the agent, until it has played."""
-        await self.session.say(text).wait_for_playout()
+        await within_hang_bound(self.session.say(text).wait_for_playout(), "the reply never finished playing")
 
     def replica(self, number: int) -> SimulatedReplica:
         return self.replicas[number - 1]

@@ -221,7 +221,7 @@ async def test_a_late_replica_takes_over_from_the_next_reply(tmp_path: Path) -> 
     answers = (Answer(replica=Replica(join_after=0.5)),)
     async with avatar_call(tmp_path, answers=answers, join_timeout=0.2, late_join_window=3.0) as call:
         await call.begin()
-        assert await call.avatar.decided() == "join_timeout"
+        assert await call.decided() == "join_timeout"
         await call.greeting_heard()
         greeting_total = tts_total(call)
         assert on_room_audio(call) == expected(0, greeting_total)
@@ -244,7 +244,7 @@ async def test_a_replica_later_than_the_late_window_is_removed_and_ended(tmp_pat
     answers = (Answer(replica=Replica(join_after=0.8)),)
     async with avatar_call(tmp_path, answers=answers, join_timeout=0.2, late_join_window=0.2) as call:
         await call.begin()
-        assert await call.avatar.decided() == "join_timeout"
+        assert await call.decided() == "join_timeout"
         await wait_until(lambda: len(call.tavus.ends()) == 1)  # given up once the window is over
         await call.greeting_heard()
         before = tts_total(call)
