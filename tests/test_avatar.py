@@ -324,7 +324,7 @@ async def test_early_leave_then_failed_retry_stays_voice_only(tmp_path: Path) ->
         Answer(replica=Replica(join_after=0.05, leave_after=0.4)),
         Answer(replica=Replica(join_after=None)),
     )
-    async with avatar_call(tmp_path, answers=answers, join_timeout=0.5, tts_seconds_per_char=0.012) as call:
+    async with avatar_call(tmp_path, answers=answers, join_timeout=2.0, tts_seconds_per_char=0.012) as call:
         await call.begin()
         await call.greeting_heard()
         assert_reply_kept(call, tts_total(call))
