@@ -26,6 +26,7 @@ from desk import phrases
 from settings import Mode, Settings, load_or_exit
 from storage.factory import open_record_store
 from tools.agents import transfer_sip_participant
+from tools.call_language import stt_language_options
 from tools.room_status import RoomStatusPublisher
 from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
@@ -48,11 +49,12 @@ def build_session(settings: Settings, *, vad: inference.VAD | None = None, avata
     client_options = {"api_key": settings.openai_key_for_client}
     if settings.openai_base_url:
         client_options["base_url"] = settings.openai_base_url
-    listener = BackchannelFilter(openai.STT(model=settings.stt_model, language=settings.language, **client_options))
+    hint = stt_language_options(settings.stt_model, settings.languages)
+    listener = BackchannelFilter(openai.STT(model=settings.stt_model, **hint, **client_options), settings.languages)
     session = AgentSession(
         stt=listener,
         llm=openai.LLM(model=settings.llm_model, **client_options),
-        tts=openai.TTS(model=settings.tts_model, voice=settings.tts_voice, **client_options),
+        tts=openai.TTS(model=settings.tts_model, voice=settings.voice_for(settings.language), **client_options),
         vad=vad or build_vad(settings),
         turn_handling=turn_handling_for(settings, avatar=avatar),
     )
@@ -91,6 +93,8 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.proc.userdata[CALL_KEY] = call
     # Who calls decides the avatar (never for a phone), so the caller is known before the session.
     participant = await identify_caller(ctx, call)
+    # Before the greeting: the dispatch's language, a known SIP caller's, or the default.
+    await call.choose_language(participant, ctx.job.metadata, ctx.room.metadata if ctx.room.isconnected() else None)
     console = cli.AgentsConsole.get_instance().enabled  # no video there, and no Tavus bill
     avatar = call.start_avatar(participant, allowed=not console)
 
@@ -158,18 +162,29 @@ def build_server(settings: Settings) -> AgentServer:
     return server
 
 
+def prompt_problems(settings: Settings) -> list[str]:
+    """Every listed language must have every prompt (checked before the worker registers)."""
+    problems = []
+    for language in settings.languages:
+        try:
+            prompts.check(language)
+            phrases.check(language, settings.clinic_timezone)
+        except prompts.PromptError as e:
+            problems.append(str(e))
+    return problems
+
+
 def main(argv: list[str]) -> None:
     mode = CLI_MODES.get(argv[1]) if len(argv) > 1 else None
     if mode is None:  # --help, download-files, ...: nothing of ours to validate
         cli.run_app(build_server(Settings()))
         return
     settings = load_or_exit(mode)
-    try:
-        prompts.check(settings.language)
-        phrases.check(settings.language, settings.clinic_timezone)
-    except prompts.PromptError as e:
-        sys.stderr.write(f"Prompt error; the worker did not start:\n  - {e}\n")
-        raise SystemExit(2) from None
+    problems = prompt_problems(settings)
+    if problems:
+        sys.stderr.write("Prompt error; the worker did not start:\n")
+        sys.stderr.write("".join(f"  - {problem}\n" for problem in problems))
+        raise SystemExit(2)
     if settings.log_level:
         # LiveKit's CLI sets up logging (JSON lines in `start`, readable text in `dev`).
         os.environ["LIVEKIT_LOG_LEVEL"] = settings.log_level

@@ -23,12 +23,14 @@ from conversation_manager import ConversationManager, EndResult
 from conversation_manager.session_events import attach
 from conversation_manager.summary import written_summary
 from desk import AppointmentDesk, DeskConfig, Transfer
+from desk.call_language import LanguageChange, choose_start
 from desk.status import StatusSink
 from settings import Settings
 from storage.domain import AppointmentStore
 from storage.factory import open_appointment_store, open_record_store
 from storage.records import ConversationStore
 from tools.agents import Persona, ReceptionAgent
+from tools.call_language import follow_language
 from tools.caller_identity import caller_identity
 
 logger = logging.getLogger("calls")
@@ -77,13 +79,26 @@ class Call:
         self.avatar = AvatarLifecycle.for_call(config, participant, record=self.manager)
         return self.avatar
 
+    async def choose_language(self, participant: rtc.RemoteParticipant | None, *metadata: str | None) -> LanguageChange:
+        """The call's first language, before the greeting: the dispatch's (the caller's `language`
+        attribute, then the job's or the room's JSON `metadata`), a known SIP caller's, or the default."""
+        attributes = participant.attributes if participant is not None else None
+        return await choose_start(
+            self.desk.language,
+            self.desk.language_of_caller,
+            attributes if isinstance(attributes, dict) else None,
+            *(m if isinstance(m, str) else None for m in metadata),
+        )
+
     def attach(self, session: AgentSession) -> None:
-        """Record the session's turns, tool calls and agent runs; summarise with its LLM at the end."""
-        attach(session, self.manager)
+        """Record the session's turns, tool calls and agent runs; follow the call's language (STT
+        signal, TTS voice); summarise with its LLM, in the language the call ended in."""
+        attach(session, self.manager, said_in=self.desk.said_in.get)
+        follow_language(session, self.desk, self.settings.voice_for)
         if isinstance(model := session.llm, llm.LLM):
-            settings = self.settings
+            settings, language = self.settings, self.desk.language
             self.summarize = lambda: written_summary(
-                model, settings.language, self.manager.transcript.messages, timeout=settings.summary_timeout
+                model, language.current, self.manager.transcript.messages, timeout=settings.summary_timeout
             )
 
     def reception_agent(self) -> ReceptionAgent:

@@ -62,8 +62,13 @@ class Settings:
     stt_model: str = "gpt-4o-mini-transcribe"
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str = "alloy"
+    tts_voice_overrides: tuple[tuple[str, str], ...] = ()
+    """(language, voice) pairs from OPENAI_TTS_VOICE_<LANG>: a voice for one language only."""
     # Conversation
     language: str = "en"
+    """The default language: the first of `languages`."""
+    languages: tuple[str, ...] = ("en", "ar")
+    """Every language one worker serves (AGENT_LANGUAGES, or AGENT_LANGUAGE alone)."""
     assistant_name: str = "Sara"
     company_name: str = "Nour Clinic"
     default_country_code: str = "963"
@@ -132,6 +137,10 @@ class Settings:
     def tavus_enabled(self) -> bool:
         return bool(self.tavus_api_key and self.tavus_face_id)
 
+    def voice_for(self, language: str) -> str:
+        """The TTS voice for `language`: its override, else OPENAI_TTS_VOICE."""
+        return dict(self.tts_voice_overrides).get(language, self.tts_voice)
+
     @property
     def openai_key_for_client(self) -> str:
         return self.openai_api_key or LOCAL_API_KEY_PLACEHOLDER
@@ -146,6 +155,7 @@ class Settings:
         reader = _Reader(os.environ if env is None else env)
         data_dir = Path(reader.text("DATA_DIR", str(cls.data_dir)))
         country_code = reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code)
+        languages = reader.languages("AGENT_LANGUAGES", "AGENT_LANGUAGE", SUPPORTED_LANGUAGES, cls.languages)
         s = cls(
             livekit_url=reader.text("LIVEKIT_URL"),
             livekit_api_key=reader.text("LIVEKIT_API_KEY"),
@@ -156,7 +166,13 @@ class Settings:
             stt_model=reader.text("OPENAI_STT_MODEL", cls.stt_model),
             tts_model=reader.text("OPENAI_TTS_MODEL", cls.tts_model),
             tts_voice=reader.text("OPENAI_TTS_VOICE", cls.tts_voice),
-            language=reader.choice("AGENT_LANGUAGE", SUPPORTED_LANGUAGES, cls.language),
+            tts_voice_overrides=tuple(
+                (lang, voice)
+                for lang in SUPPORTED_LANGUAGES
+                if (voice := reader.text(f"OPENAI_TTS_VOICE_{lang.upper()}"))
+            ),
+            language=languages[0],
+            languages=languages,
             assistant_name=reader.text("ASSISTANT_NAME", cls.assistant_name),
             company_name=reader.text("COMPANY_NAME", cls.company_name),
             default_country_code=country_code,
@@ -351,6 +367,25 @@ class _Reader:
             self.problems.append(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
             return default
         return value
+
+    def languages(self, name: str, single: str, allowed: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+        """A comma-separated language list (the first is the default); `single` is the one-language form."""
+        raw = self.text(name)
+        one = self.choice(single, allowed, default[0])
+        if not raw:
+            return (one,) if self.text(single) else default
+        codes = [code.strip().lower() for code in raw.split(",") if code.strip()]
+        unknown = [code for code in codes if code not in allowed]
+        if unknown or not codes:
+            self.problems.append(f"{name} must be a comma-separated list of {', '.join(allowed)}, got {raw!r}")
+            return (one,)
+        if len(set(codes)) != len(codes):
+            self.problems.append(f"{name} lists a language twice: {raw!r}")
+        if self.text(single) and codes[0] != one:
+            self.problems.append(
+                f"{single} ({one}) must be the first of {name} ({raw}), or unset: the first listed is the default"
+            )
+        return tuple(dict.fromkeys(codes))
 
     def number(self, name: str, default: float, *, maximum: float | None = None) -> float:
         value = self._parse(name, float, default, "a number")

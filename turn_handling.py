@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from livekit.agents import inference, llm, stt, utils
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("turn_handling")
 
+ALL_LANGUAGES = ("en", "ar")
 TURN_DETECTIONS = ("rules", "model", "vad")
 """rules: VAD endpointing plus `EndOfTurnRules`; model: LiveKit's local turn-detector-v1-mini
 (audio model); vad: VAD silence alone."""
@@ -56,7 +58,7 @@ def turn_handling_for(settings: Settings, *, avatar: bool) -> dict[str, Any]:
     VAD's start of speech up to its end-of-speech decision, the silence window included.
     """
     return {
-        "turn_detection": turn_detector(settings.turn_detection),
+        "turn_detection": turn_detector(settings.turn_detection, settings.languages),
         "endpointing": {"min_delay": settings.endpointing_min_delay, "max_delay": settings.endpointing_max_delay},
         # "vad" keeps barge-in local (the "adaptive" detector is a LiveKit Cloud service).
         "interruption": {
@@ -70,9 +72,9 @@ def turn_handling_for(settings: Settings, *, avatar: bool) -> dict[str, Any]:
     }
 
 
-def turn_detector(kind: str) -> Any:
+def turn_detector(kind: str, languages: Sequence[str] = ALL_LANGUAGES) -> Any:
     if kind == "rules":
-        return EndOfTurnRules()
+        return EndOfTurnRules(languages)
     if kind == "model":
         return inference.TurnDetector(version="v1-mini")
     if kind == "vad":
@@ -96,32 +98,49 @@ def _squeeze(word: str) -> str:
     return re.sub(r"(.)\1{2,}", r"\1\1", word)
 
 
-BACKCHANNEL_WORDS = frozenset(
-    {
-        # English vocalisations (no words: "yes" or "okay" may answer the agent's question)
-        "mm", "m", "hm", "hmm", "mhm", "mmhm", "mmhmm", "uh", "huh", "uhhuh", "um", "ah", "aha", "oh", "er", "erm",
-        # Arabic
-        "اه", "آه", "اها", "آها", "أها", "امم", "ام", "مم", "همم", "هم", "إمم", "اهاه",
-    }
-)  # fmt: skip
+BACKCHANNELS: dict[str, frozenset[str]] = {
+    # vocalisations only (no words: "yes" or "okay" may answer the agent's question)
+    "en": frozenset("mm m hm hmm mhm mmhm mmhmm uh huh uhhuh um ah aha oh er erm".split()),
+    "ar": frozenset("اه آه اها آها أها امم ام مم همم هم إمم اهاه".split()),
+}
+"""Listener noises per language; a word is judged by its own script's language (below)."""
+BACKCHANNEL_WORDS = frozenset().union(*BACKCHANNELS.values())
 
 
-def is_backchannel(text: str) -> bool:
-    """True for a transcript made only of listener noises ("mm-hm", "uh huh", "اها")."""
+def word_language(word: str) -> str:
+    """The language whose lists judge `word`: Arabic script is Arabic, anything else English."""
+    return "ar" if any("\u0600" <= c <= "\u06ff" for c in word) else "en"
+
+
+def is_backchannel(text: str, languages: Sequence[str] = ALL_LANGUAGES) -> bool:
+    """True for a transcript made only of listener noises ("mm-hm", "uh huh", "اها") in the
+    deployment's `languages`. Noises in Latin letters ("mm", "uh-huh") are no language's words:
+    STT writes them so whatever the caller speaks."""
     words = [_squeeze(w) for w in _words(text)]
-    return bool(words) and len(words) <= 3 and all(w in BACKCHANNEL_WORDS for w in words)
+    return bool(words) and len(words) <= 3 and all(_is_noise(w, languages) for w in words)
 
 
-UNFINISHED_WORDS = frozenset(
+def _is_noise(word: str, languages: Sequence[str]) -> bool:
+    language = word_language(word)
+    return word in BACKCHANNELS[language] and (language == "en" or language in languages)
+
+
+UNFINISHED: dict[str, frozenset[str]] = {
     # English: articles, prepositions, conjunctions, possessives, "I'm"-style openers, fillers.
-    """a an the to of for with at from about into onto by via and or nor but because whether if than
-    my your our their his her its i'm i'd i'll we're you're um uh er erm"""
+    "en": frozenset(
+        """a an the to of for with at from about into onto by via and or nor but because whether if than
+        my your our their his her its i'm i'd i'll we're you're um uh er erm""".split()
+    ),
     # Arabic: prepositions, conjunctions, relatives, "my name / my number", "يعني" and fillers.
-    """ في من الى إلى على عن مع و او أو ثم لكن بس لأن لان إن ان أن اذا إذا لو عند اللي الذي التي اسمي رقمي
-    يعني امم""".split()
-)
+    "ar": frozenset(
+        """في من الى إلى على عن مع و او أو ثم لكن بس لأن لان إن ان أن اذا إذا لو عند اللي الذي التي اسمي رقمي
+        يعني امم""".split()
+    ),
+}
 """Words after which a sentence goes on. People hesitate mostly after such words, before
-the content word they are looking for; the two languages' lists cannot collide."""
+the content word they are looking for. The last word is judged by its own language's list,
+so a turn in the language the caller just switched to is judged in that language."""
+UNFINISHED_WORDS = frozenset().union(*UNFINISHED.values())
 
 _SUBJECTS = frozenset("it that this there here he she they we you i what who which where yes no so".split())
 _PARTICLE_VERBS = frozenset("hold come go carry log sign check turn keep get got put hang let logged signed".split())
@@ -133,7 +152,7 @@ UNFINISHED_UNLESS_AFTER = {
 }
 
 
-def looks_unfinished(text: str) -> bool:
+def looks_unfinished(text: str, languages: Sequence[str] = ALL_LANGUAGES) -> bool:
     """The transcript stops where a sentence cannot end (or trails off with "..." or ",")."""
     stripped = text.rstrip()
     if stripped.endswith(("...", "…", ",", "،", "-")):
@@ -142,9 +161,12 @@ def looks_unfinished(text: str) -> bool:
     if not words:
         return False
     last, before = words[-1], words[-2] if len(words) > 1 else ""
-    if last in UNFINISHED_UNLESS_AFTER:
+    language = word_language(last)
+    if language not in languages:
+        return False  # a language the deployment does not serve: VAD endpointing alone
+    if language == "en" and last in UNFINISHED_UNLESS_AFTER:
         return before not in UNFINISHED_UNLESS_AFTER[last]
-    return last in UNFINISHED_WORDS
+    return last in UNFINISHED[language]
 
 
 class EndOfTurnRules:
@@ -155,7 +177,9 @@ class EndOfTurnRules:
     offline, in English and Arabic; other languages fall back to VAD endpointing.
     """
 
-    LANGUAGES = frozenset({"en", "ar"})
+    def __init__(self, languages: Sequence[str] = ALL_LANGUAGES) -> None:
+        self.languages = tuple(languages)
+        """The deployment's languages: each has its list of words a sentence cannot end on."""
 
     @property
     def model(self) -> str:
@@ -169,14 +193,14 @@ class EndOfTurnRules:
         return 0.5
 
     async def supports_language(self, language: LanguageCode | None) -> bool:
-        return language is None or LanguageCode(language).language in self.LANGUAGES
+        return language is None or LanguageCode(language).language in self.languages
 
     async def predict_end_of_turn(self, chat_ctx: llm.ChatContext, *, timeout: float | None = None) -> float:
         users = [i for i in chat_ctx.items if i.type == "message" and i.role == "user"]
         if not users:
             return 1.0
         text = users[-1].text_content or ""
-        return 0.0 if looks_unfinished(text) else 1.0
+        return 0.0 if looks_unfinished(text, self.languages) else 1.0
 
 
 # ------------------------------------------------------------------------- backchannels
@@ -191,9 +215,10 @@ class BackchannelFilter(stt.STT):
     streaming STT is passed through unfiltered. Call `watch(session)` once the session exists.
     """
 
-    def __init__(self, inner: stt.STT) -> None:
+    def __init__(self, inner: stt.STT, languages: Sequence[str] = ALL_LANGUAGES) -> None:
         super().__init__(capabilities=inner.capabilities)
         self._inner = inner
+        self.languages = tuple(languages)
         self._session: AgentSession | None = None
         self.dropped = 0
         if inner.capabilities.streaming:
@@ -224,7 +249,7 @@ class BackchannelFilter(stt.STT):
         # this wrapper's recognize() retries; the inner call must not multiply the attempts
         once = APIConnectOptions(max_retry=0, retry_interval=conn_options.retry_interval, timeout=conn_options.timeout)
         event = await self._inner.recognize(buffer=buffer, language=language, conn_options=once)
-        if event.alternatives and is_backchannel(event.alternatives[0].text) and self._reply_playing():
+        if event.alternatives and is_backchannel(event.alternatives[0].text, self.languages) and self._reply_playing():
             self.dropped += 1
             logger.debug("backchannel during the agent's reply ignored")
             first = event.alternatives[0]

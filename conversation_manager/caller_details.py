@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from desk.language import strip_controls
 from desk.phone import ascii_digits, normalize_phone
 
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\d[\d\s\-.()/]{5,}\d(?!\w)")
@@ -27,16 +28,20 @@ _EN_NAME = re.compile(
     re.IGNORECASE | re.UNICODE,
 )
 _AR_NAME = re.compile(
-    r"(?:^|\s|[،,.!؟?])(?:اسمي|إسمي|معك|معاك|أنا|انا)\s+(?P<name>[^\W\d_]+(?:\s+[^\W\d_]+){0,5})",
+    # "و" (and) or "ف" (so) may be joined to the phrase ("واسمي"); "باسم" is "in the name of".
+    r"(?:^|\s|[،,.!؟?:])(?:[وف]?(?:اسمي|إسمي|معك|معاك|أنا|انا)|[وف]?ب(?:اسم|إسم))\s+"
+    r"(?P<name>[^\W\d_]+(?:\s+[^\W\d_]+){0,5})",
     re.UNICODE,
 )
+_LETTER_THEN_DIGIT = re.compile(r"([^\W\d_])(?=\d)")
+"""An Arabic clitic or word joined to a number ("ب0991...", "رقمي٠٩٩١..."): split before reading it."""
 _NAME_STOPWORDS = frozenset(
     (
         "and but calling here to from with about i my the a an please because who want need would "
         "at on back later tomorrow today now fine good ok okay not just also so speaking looking "
         "trying wondering your "
         "و أريد اريد بدي بدّي عايز عاوز ابغى أبغى أحتاج احتاج أتصل اتصل متصل بخير هنا من في على عن "
-        "لا نعم مش ما كنت أود اود أرغب ارغب"
+        "لا نعم مش ما كنت أود اود أرغب ارغب اسمي إسمي"
     ).split()
 )
 _CONTACT_WORDS_AR = ("رقم", "ايميل", "إيميل", "بريد", "هاتف", "جوال", "موبايل", "تلفون", "تليفون")
@@ -67,7 +72,7 @@ class CallerDetails:
 
 
 def find_phone(text: str, default_country_code: str) -> str | None:
-    for match in _PHONE_CANDIDATE.finditer(ascii_digits(text)):
+    for match in _PHONE_CANDIDATE.finditer(_LETTER_THEN_DIGIT.sub(r"\1 ", ascii_digits(text))):
         if phone := normalize_phone(match.group(), default_country_code):
             return phone
     return None
@@ -97,14 +102,21 @@ def _clean_name(words: list[str]) -> str | None:
 
 def find_name(text: str) -> str | None:
     for pattern in (_EN_NAME, _AR_NAME):
-        for match in pattern.finditer(text):
+        at = 0
+        # overlapping: in "أنا اسمي هدى" the name follows the second phrase, inside the first match
+        while match := pattern.search(text, at):
             if name := _clean_name(re.split(r"\s+", match.group("name").strip())):
                 return name
+            at = max(at + 1, match.start("name") - 1)
     return None
 
 
 def extract(text: str, default_country_code: str) -> CallerDetails:
-    """What one user turn reveals about the caller (fields it does not reveal are None)."""
+    """What one user turn reveals about the caller (fields it does not reveal are None).
+
+    Bidirectional marks and isolates (which STT and typed Arabic chat often carry around
+    names and numbers) are removed first."""
+    text = strip_controls(text)
     return CallerDetails(
         name=find_name(text),
         phone=find_phone(text, default_country_code),

@@ -195,11 +195,28 @@ class ConversationManager:
                     "interrupted": bool(interrupted),
                     "created_at": iso(created_at if created_at is not None else self._clock()),
                     "agent_run_id": agent_run_id or self.runs.current_run_id,
-                    "metadata": metadata or {},
+                    "metadata": self._with_language(metadata),
                 },
             }
         )
         return seq
+
+    def _with_language(self, metadata: dict[str, Any] | None) -> dict[str, Any]:
+        """Every message carries the language it was said in (the call's, unless the caller's
+        turn was read otherwise)."""
+        if self._language is None or (metadata and metadata.get("language")):
+            return dict(metadata or {})
+        return {**(metadata or {}), "language": self._language}
+
+    def record_language(self, language: str, cause: str, turn: int) -> None:
+        """The call's language was chosen or switched (`cause`: default, dispatch, customer,
+        speech, request) at caller turn `turn`; later messages are in it."""
+        self._language = language
+        self._record({"type": "language", "language": language, "cause": cause, "turn": turn})
+
+    @property
+    def language(self) -> str | None:
+        return self._language
 
     def add_tool_call(
         self,

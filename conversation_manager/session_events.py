@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from livekit.agents import AgentSession
@@ -55,8 +55,13 @@ def barge_in_link(cut_off: CutOff | None, user_metrics: Mapping[str, float]) -> 
     return {"interrupts_seq": cut_off.seq, "interrupts_item_id": cut_off.item_id}
 
 
-def attach(session: AgentSession, manager: ConversationManager) -> None:
-    """Record every turn, tool call and agent run the session produces."""
+def attach(
+    session: AgentSession, manager: ConversationManager, *, said_in: Callable[[str], str | None] | None = None
+) -> None:
+    """Record every turn, tool call and agent run the session produces.
+
+    `said_in(item_id)` gives the language a caller turn was read in (messages otherwise carry
+    the call's language)."""
     last_cut_off: list[CutOff] = []  # the last assistant turn, if interrupted, until the caller's next turn
 
     def on_item(ev: ConversationItemAddedEvent) -> None:
@@ -67,6 +72,8 @@ def attach(session: AgentSession, manager: ConversationManager) -> None:
             if item.role == "user":
                 metadata.update(barge_in_link(last_cut_off[0] if last_cut_off else None, metrics))
                 last_cut_off.clear()
+                if said_in is not None and (language := said_in(item.id)):
+                    metadata["language"] = language
             seq = manager.add_message_to_local_transcript(
                 item.role,
                 item.text_content or "",

@@ -66,6 +66,18 @@ def latency_summary(messages: list[Row], slow_turn_ms: float) -> Row:
     }
 
 
+def language_metadata(changes: list[Row]) -> Row:
+    """`language_source` (the first choice and its cause) and `language_switches` (each later
+    change with its cause and caller turn) for the conversation's metadata."""
+    if not changes:
+        return {}
+    first = changes[0]
+    return {
+        "language_source": {"language": first["language"], "cause": first["cause"]},
+        "language_switches": [dict(c) for c in changes[1:]],
+    }
+
+
 @dataclass
 class CallTranscript:
     conversation: Row = field(default_factory=dict)
@@ -73,6 +85,8 @@ class CallTranscript:
     tool_calls: list[Row] = field(default_factory=list)
     agent_runs: dict[str, Row] = field(default_factory=dict)
     effects: list[str] = field(default_factory=list)
+    language_changes: list[Row] = field(default_factory=list)
+    """The call's first language and every switch: language, cause, turn, previous, seq."""
     extracted: CallerDetails = field(default_factory=CallerDetails)
     extracted_upto: int = 0
     """Messages already read for caller details: extraction runs when the details are asked
@@ -123,6 +137,18 @@ class CallTranscript:
                 for counter in RUN_COUNTERS:
                     run[counter] = run.get(counter, 0) + event.get(counter, 0)
                 run["total_tokens"] = run["prompt_tokens"] + run["completion_tokens"]
+        elif kind == "language":
+            previous = self.conversation.get("language") if self.language_changes else None
+            self.language_changes.append(
+                {
+                    "language": event["language"],
+                    "cause": event["cause"],
+                    "turn": int(event.get("turn", 0)),
+                    "previous": previous,
+                    "seq": self.next_seq,
+                }
+            )
+            self.conversation["language"] = event["language"]
         elif kind == "caller":
             given = CallerDetails(event.get("name"), event.get("phone"), event.get("email"))
             self.explicit = given.merged_over(self.explicit)
@@ -158,7 +184,11 @@ class CallTranscript:
             "status": self.conversation.get("status", "active") if self.ended else "abandoned",
             "outcome": outcome,
             "summary": self.conversation.get("summary") or built_summary(language, outcome, caller),
-            "metadata": {**self.conversation.get("metadata", {}), "effects": list(self.effects)},
+            "metadata": {
+                **self.conversation.get("metadata", {}),
+                "effects": list(self.effects),
+                **language_metadata(self.language_changes),
+            },
             "ended_at": iso(self.last_ts),
             "duration_seconds": round(max(0.0, self.last_ts - self.started_ts), 3),
             "message_count": len(self.messages),

@@ -27,6 +27,8 @@ class DeskRecord(Protocol):
 
     def add_effect(self, effect: str) -> None: ...
 
+    def record_language(self, language: str, cause: str, turn: int) -> None: ...
+
 
 @dataclass(frozen=True)
 class DeskConfig:
@@ -34,6 +36,7 @@ class DeskConfig:
     (`from_settings`); the rest are the desk's own rules."""
 
     language: str
+    """The call's first language when nothing else chooses one (the first of `languages`)."""
     timezone: str
     """The clinic's IANA time zone: slots are read and spoken in it."""
     default_country_code: str
@@ -45,16 +48,24 @@ class DeskConfig:
     """Seconds a slow tool may run before the caller hears one "still working on it" line."""
     history_max_messages: int
     """Caller and agent messages the LLM sees (the record keeps the whole call)."""
+    languages: tuple[str, ...] = ()
+    """The languages this deployment serves; empty means `language` alone."""
     offer_human_after_failures: int = 2
     unclear_turns_before_human: int = 2
     slots_per_answer: int = 5
     max_search_days: int = 14
     booking_horizon_days: int = 90
 
+    @property
+    def call_languages(self) -> tuple[str, ...]:
+        """The deployment's languages, the default first."""
+        return tuple(dict.fromkeys((self.language, *self.languages)))
+
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> DeskConfig:
         values: dict[str, Any] = {
             "language": settings.language,
+            "languages": settings.languages,
             "timezone": settings.clinic_timezone,
             "default_country_code": settings.default_country_code,
             "escalation_phone_number": settings.escalation_phone_number,

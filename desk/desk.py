@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from desk import arguments
+from desk.call_language import CallLanguage, Cause, HeardTurn, LanguageChange
 from desk.call_state import CallState, DeskError, PendingChange
 from desk.config import DeskConfig, DeskRecord, Transfer
 from desk.phone import zip_key
@@ -70,7 +71,12 @@ class AppointmentDesk:
         """Where tool progress goes for a front end (the room's `agent.status` topic)."""
         self._transfer = transfer
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.phrases = Phrases(self.config.language, self.config.timezone)
+        self.language = CallLanguage(self.config.call_languages)
+        """The call's language: every line below is said in `language.current`."""
+        self.language.listeners.append(self._language_changed)
+        self._phrases = {lang: Phrases(lang, self.config.timezone) for lang in self.language.languages}
+        self.said_in: dict[str, str] = {}
+        """Caller message id -> the language that turn was said in (for the record)."""
         self.state = CallState(
             max_attempts=self.config.max_verification_attempts,
             offer_human_after=self.config.offer_human_after_failures,
@@ -80,6 +86,38 @@ class AppointmentDesk:
         self._write_lock = asyncio.Lock()
 
     # -- words ----------------------------------------------------------------------------
+
+    @property
+    def phrases(self) -> Phrases:
+        """The desk's words in the call's current language."""
+        return self._phrases[self.language.current]
+
+    def start_language(self, language: str | None, cause: Cause) -> LanguageChange:
+        """The call's first language, from the dispatch or a known caller (agent.py)."""
+        return self.language.start(language, cause)
+
+    def hear(self, message_id: str, text: str | None) -> HeardTurn | None:
+        """A final caller turn, once per message: it may switch the call's language."""
+        if message_id in self.said_in or not text:
+            return None
+        heard = self.language.hear(text, self.state.turn)
+        self.said_in[message_id] = heard.language
+        return heard
+
+    def _language_changed(self, change: LanguageChange) -> None:
+        logger.info("call language %s (%s) at turn %d", change.language, change.cause, change.turn)
+        if self.record is not None:
+            self.record.record_language(change.language, change.cause, change.turn)
+
+    async def language_of_caller(self) -> str | None:
+        """The stored language of the customer a SIP caller's number belongs to (None if unknown)."""
+        if self.state.phone is None or not self.state.is_sip:
+            return None
+        try:
+            customer = await self._store(self.store.find_customer_by_phone(self.state.phone))
+        except DeskError:
+            return None
+        return customer.language if customer is not None else None
 
     def render(self, error: DeskError) -> str:
         return self.phrases.line(error.key, **error.fields)
@@ -112,8 +150,13 @@ class AppointmentDesk:
         )
 
     def turn_hints(self) -> list[str]:
-        """Extra guidance for this caller turn (after repeated unclear turns: offer a human)."""
-        return [self.phrases.line("hint_offer_human")] if self.state.should_offer_human_for_unclear else []
+        """Extra guidance for this caller turn (after repeated unclear turns: offer a human; after
+        the caller asked for another language: acknowledge it, in that language)."""
+        hints = [self.phrases.line("hint_offer_human")] if self.state.should_offer_human_for_unclear else []
+        switches = self.language.switches
+        if switches and switches[-1].cause == "request" and switches[-1].turn == self.state.turn:
+            hints.append(self.phrases.line("hint_language_request"))
+        return hints
 
     def acknowledgement(self, key: str) -> str | None:
         """The acknowledgement line `key`, or None if this caller turn already had one."""
@@ -193,6 +236,7 @@ class AppointmentDesk:
                 self._effect("verification_failed")
                 raise DeskError(state.record_failed_attempt())
             state.bind_customer(customer)
+        self.language.known_customer(customer.language, state.turn)
         self._effect("verified")
         self._note(customer_id=customer.id)
         if self.record is not None:

@@ -22,3 +22,24 @@ FROM messages WHERE conversation_id = 'REPLACE-WITH-CONVERSATION-ID' ORDER BY se
 -- One call's tool calls, in order
 SELECT seq, name, arguments, is_error, output, duration_ms
 FROM tool_calls WHERE conversation_id = 'REPLACE-WITH-CONVERSATION-ID' ORDER BY seq;
+
+-- Calls by language (the language each call ended in), how many switched mid-call, the
+-- switches by cause (speech, request, customer), and where calls started (dispatch, customer, default)
+SELECT c.language,
+       COUNT(*) AS calls,
+       COUNT(*) FILTER (WHERE jsonb_array_length(COALESCE(c.metadata -> 'language_switches', '[]'::jsonb)) > 0)
+           AS calls_with_switches,
+       COALESCE(SUM(jsonb_array_length(COALESCE(c.metadata -> 'language_switches', '[]'::jsonb))), 0) AS switches,
+       COALESCE(SUM((SELECT COUNT(*) FROM jsonb_array_elements(c.metadata -> 'language_switches') s
+                     WHERE s ->> 'cause' = 'speech')), 0) AS by_speech,
+       COALESCE(SUM((SELECT COUNT(*) FROM jsonb_array_elements(c.metadata -> 'language_switches') s
+                     WHERE s ->> 'cause' = 'request')), 0) AS by_request,
+       COALESCE(SUM((SELECT COUNT(*) FROM jsonb_array_elements(c.metadata -> 'language_switches') s
+                     WHERE s ->> 'cause' = 'customer')), 0) AS by_customer,
+       COUNT(*) FILTER (WHERE c.metadata -> 'language_source' ->> 'cause' = 'dispatch') AS started_by_dispatch,
+       COUNT(*) FILTER (WHERE c.metadata -> 'language_source' ->> 'cause' = 'customer') AS started_by_customer,
+       COUNT(*) FILTER (WHERE c.metadata -> 'language_source' ->> 'cause' = 'default') AS started_by_default
+FROM conversations c
+GROUP BY c.language
+ORDER BY calls DESC;
+

@@ -33,6 +33,8 @@ create trigger if not exists conversations_set_updated_at after update on conver
 create index if not exists conversations_started_at_idx on conversations (started_at desc);
 create index if not exists conversations_status_idx on conversations (status, started_at desc);
 create index if not exists conversations_user_phone_idx on conversations (user_phone, started_at desc);
+-- sql/migrations/0007_call_language.sql
+create index if not exists conversations_language_idx on conversations (language, started_at desc);
 
 create table if not exists agent_runs (
     id                integer primary key,
@@ -81,3 +83,5 @@ create table if not exists tool_calls (
     agent_run_id    text,
     unique (conversation_id, seq)
 );
+-- sql/migrations/0007_call_language.sql
+create index if not exists messages_language_idx on messages (json_extract(metadata, '$.language'), conversation_id);

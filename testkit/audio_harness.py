@@ -349,6 +349,10 @@ class EspeakTTS(tts.TTS):
         self.clips = clips
         self.language = language
 
+    def update_options(self, *, voice: str) -> None:
+        """As the production TTS changes voice on a language switch: here the voice is espeak-ng's language."""
+        self.language = voice
+
     @property
     def model(self) -> str:
         return "espeak-ng"
@@ -426,14 +430,16 @@ async def open_voice_call(
     vad: inference.VAD | None = None,
     listen: Callable[[stt.STT], stt.STT] | None = None,
     stt_latency: float = 0.0,
+    stt_language: str | None = None,
     on_session: Callable[[AgentSession], None] | None = None,
 ) -> AsyncIterator[VoiceCall]:
     """A running session wired to the simulated caller. `listen` wraps the STT the way
     production does (e.g. the backchannel filter); `on_session` runs before start (attach
-    the conversation record there)."""
+    the conversation record there); `stt_language` is the language the STT reports (default
+    `language`, as a hinted STT does; "" for one that detects and reports none)."""
     mic = MicSimulator()
     sink = RecordingSink(pausable=pausable)
-    scripted_stt = ScriptedSTT(mic, language, latency=stt_latency)
+    scripted_stt = ScriptedSTT(mic, language if stt_language is None else stt_language, latency=stt_latency)
     session_stt = listen(scripted_stt) if listen is not None else scripted_stt
     session = AgentSession(
         vad=vad or inference.VAD(),

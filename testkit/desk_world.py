@@ -25,11 +25,13 @@ from supabase import AsyncClient, acreate_client
 import calls
 import prompts
 from conversation_manager import ConversationManager
+from desk.call_language import Cause
 from desk.desk import AppointmentDesk, Transfer
 from settings import Settings
 from storage.domain import Appointment, AppointmentStore, Customer, Slot
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.domain_supabase import SupabaseAppointmentStore
+from storage.records import ConversationStore
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM, ToolCall
 from tools.progress import StatusSink
@@ -254,18 +256,27 @@ async def open_call(
     transfer: Transfer | None = None,
     escalation: str | None = None,
     status: StatusSink | None = None,
+    languages: tuple[str, ...] = (),
+    start_language: tuple[str | None, Cause] | None = None,
+    records: ConversationStore | None = None,
     **config: Any,
 ) -> AsyncIterator[Call]:
     """A call to the desk through the production wiring (`calls.open_call`); `phone="caller"`
-    means the call carries the language's customer's phone."""
+    means the call carries the language's customer's phone.
+
+    `languages`: the deployment's (default: `lang` alone); `start_language`: the call's first
+    language and its cause, chosen before the greeting as the worker does; `records`: the record
+    store (default: a fresh SQLite file, closed at the end)."""
     settings = Settings(
         language=lang,
+        languages=languages or (lang,),
         clinic_timezone=TZ,
         default_country_code="963",
         escalation_phone_number=escalation,
         journal_dir=tmp_path / "journal",
     )
-    records = await SQLiteConversationStore.open(tmp_path / f"records-{uuid.uuid4().hex[:6]}.sqlite3")
+    own_records = records is None
+    records = records or await SQLiteConversationStore.open(tmp_path / f"records-{uuid.uuid4().hex[:6]}.sqlite3")
     wired = await calls.open_call(
         settings,
         room_name="desk-room",
@@ -278,6 +289,8 @@ async def open_call(
     wired.desk.caller_identified(
         phone=CALLER[lang].phone if phone == "caller" else phone, is_sip=is_sip, participant_identity="sip_caller"
     )
+    if start_language is not None:
+        wired.desk.start_language(*start_language)
     scripted = ScriptedLLM()
     try:
         async with AgentSession(llm=scripted, vad=None, turn_handling={"turn_detection": None}) as session:
@@ -289,7 +302,8 @@ async def open_call(
     finally:
         wired.summarize = None  # the scripted LLM's script is the test's, not the summary's
         await wired.aclose()
-        await records.aclose()
+        if own_records:
+            await records.aclose()
 
 
 def outcome(call: Call) -> str:

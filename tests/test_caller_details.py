@@ -65,3 +65,26 @@ def test_extraction_never_fails_on_any_text(text: str) -> None:
 def test_normalised_phones_are_always_e164_or_none(raw: str) -> None:
     phone = normalize_phone(raw, "963")
     assert phone is None or (phone.startswith("+") and phone[1:].isascii() and phone[1:].isdigit())
+
+
+@pytest.mark.parametrize(
+    ("said", "expected"),
+    [
+        # bidirectional marks and isolates around names and numbers (STT, typed chat)
+        ("\u200fاسمي هدى الخطيب\u200f", CallerDetails("هدى الخطيب", None, None)),
+        ("my name is \u2068Huda Khatib\u2069", CallerDetails("Huda Khatib", None, None)),
+        ("ورقمي \u2066+963 944 111 222\u2069", CallerDetails(None, "+963944111222", None)),
+        ("رقمي ٠٩٩١\u200f٢٣٤\u200e٥٦٧", CallerDetails(None, "+963991234567", None)),
+        # و (and), ف (so), ب (with / in the name of) joined to the phrase or the number
+        ("واسمي أحمد ورقمي ٠٩٩١٢٣٤٥٦٧", CallerDetails("أحمد", "+963991234567", None)),
+        ("فأنا سارة", CallerDetails("سارة", None, None)),
+        ("الحجز باسم أحمد خليل من فضلك", CallerDetails("أحمد خليل", None, None)),
+        ("وباسم هدى الخطيب", CallerDetails("هدى الخطيب", None, None)),
+        ("اتصل فيني ب٠٩٩١٢٣٤٥٦٧", CallerDetails(None, "+963991234567", None)),
+        ("رقمي٠٩٩١٢٣٤٥٦٧", CallerDetails(None, "+963991234567", None)),
+        ("أنا اسمي هدى", CallerDetails("هدى", None, None)),
+        ("وأنا متصل بخصوص موعدي", CallerDetails(None, None, None)),
+    ],
+)
+def test_extract_arabic_joined_and_bidi(said: str, expected: CallerDetails) -> None:
+    assert extract(said, "963") == expected

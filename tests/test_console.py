@@ -109,6 +109,7 @@ def test_console_text_mode_round_trip(fake_server: FakeServerProcess, tmp_path: 
     transcript: list[str] = []
     try:
         child.expect_exact(PROMPT_PLACEHOLDER, timeout=STARTUP_TIMEOUT)
+        child.expect_exact(prompts.load("ar", "language_offer"))  # the greeting's end: it is in the record
         # The prompt flushes pending input each time it starts reading a key, so first
         # make sure it is reading: "?" on an empty prompt toggles the shortcut list.
         child.send("?")
@@ -173,3 +174,52 @@ def test_dev_without_livekit_settings_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "starting worker" not in proc.stderr + proc.stdout  # never got as far as LiveKit
     assert elapsed < STEP_TIMEOUT
+
+
+def test_console_text_mode_follows_an_arabic_caller(fake_server: FakeServerProcess, tmp_path: Path) -> None:
+    """The default two-language worker, end to end: an Arabic line switches the call to Arabic."""
+    arabic_line = "مرحباً، أريد حجز موعد"
+    env = base_env(
+        OPENAI_BASE_URL=fake_server.base_url,
+        DATA_DIR=str(tmp_path / "data"),
+        JOURNAL_DIR=str(tmp_path / "journal"),
+        TERM="xterm",
+        LANG="C.UTF-8",
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["agent.py", "console", "--text"],
+        cwd=str(MAIN),
+        env=env,
+        encoding="utf-8",
+        codec_errors="replace",
+        dimensions=(50, 220),
+        timeout=STEP_TIMEOUT,
+    )
+    try:
+        child.expect_exact(PROMPT_PLACEHOLDER, timeout=STARTUP_TIMEOUT)
+        child.expect_exact(prompts.load("ar", "language_offer"))  # nothing known: the greeting offers Arabic
+        child.send("?")
+        child.expect_exact("audio mode")
+        child.send(arabic_line + "\n")
+        child.expect_exact(REPLY)
+        child.expect_exact(PROMPT_PLACEHOLDER)
+        child.sendcontrol("c")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, f"exit status {child.exitstatus}, signal {child.signalstatus}"
+
+    [chat, summary] = [r for r in fake_server.requests() if r["path"] == "/v1/chat/completions"]
+    defaults = Settings()
+    assert chat["json"]["messages"][0]["content"].startswith(
+        prompts.load("ar", "system", agent_name=defaults.assistant_name, company=defaults.company_name)
+    ), "the reply to the first Arabic line is instructed in Arabic"
+    assert chat["json"]["messages"][-1] == {"role": "user", "content": arabic_line}
+    assert summary["json"]["messages"][0]["content"] == prompts.load("ar", "summary_instructions")
+    with sqlite3.connect(tmp_path / "data" / "records.sqlite3") as db:
+        [(language, metadata)] = db.execute("select language, metadata from conversations")
+        languages = [row[0] for row in db.execute("select json_extract(metadata, '$.language') from messages")]
+    assert language == "ar" and languages == ["en", "ar", "ar"]
+    switches = json.loads(metadata)["language_switches"]
+    assert [(s["language"], s["cause"], s["turn"]) for s in switches] == [("ar", "speech", 1)]

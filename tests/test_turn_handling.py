@@ -147,3 +147,13 @@ def test_bad_turn_settings_are_named() -> None:
     text = "\n".join(e.value.problems)
     for name in ("TURN_DETECTION", "RESUME_FALSE_INTERRUPTION", "ENDPOINTING_MAX_DELAY", "VAD_MIN_SILENCE"):
         assert name in text
+
+
+def test_the_lists_follow_the_languages_served() -> None:
+    # each word is judged by its own language's list, so the turn that switches is judged right
+    assert looks_unfinished("اسمي هدى و", ("en", "ar")) and looks_unfinished("I want to book with", ("en", "ar"))
+    assert not looks_unfinished("اسمي هدى و", ("en",)), "a language the worker does not serve: VAD alone"
+    assert looks_unfinished("my appointment is on الخميس في", ("en", "ar")), "the last word's language decides"
+    assert is_backchannel("اها", ("en", "ar")) and not is_backchannel("اها", ("en",))
+    assert is_backchannel("mm-hm", ("ar",)), "noises in Latin letters are no language's words"
+    assert EndOfTurnRules(("ar",)).languages == ("ar",)

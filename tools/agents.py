@@ -24,12 +24,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 from livekit import api
 from livekit.agents import Agent, ModelSettings, RunContext, get_job_context, llm
 from livekit.agents.llm import ToolError, Toolset, function_tool
+from livekit.agents.voice.generation import INSTRUCTIONS_MESSAGE_ID
 
 import prompts
 from desk.call_state import DeskError
@@ -75,6 +76,18 @@ def _insert_after_instructions(chat_ctx: llm.ChatContext, texts: list[str]) -> N
         at += 1
     for offset, text in enumerate(texts):
         items.insert(at + offset, llm.ChatMessage(role="system", content=[text]))
+
+
+def _replace_instructions(chat_ctx: llm.ChatContext, instructions: str) -> None:
+    """This reply's instructions (LiveKit's instructions message), in the call's new language."""
+    for index, item in enumerate(chat_ctx.items):
+        if item.type == "message" and item.id == INSTRUCTIONS_MESSAGE_ID:
+            rest = [c for c in item.content if not isinstance(c, str)]  # e.g. a cache breakpoint
+            chat_ctx.items[index] = llm.ChatMessage(
+                id=item.id, role=item.role, content=[instructions, *rest], created_at=item.created_at
+            )
+            return
+    chat_ctx.items.insert(0, llm.ChatMessage(id=INSTRUCTIONS_MESSAGE_ID, role="system", content=[instructions]))
 
 
 TRANSFER_RINGING_TIMEOUT = 30
@@ -321,12 +334,22 @@ class _DeskAgent(Agent):
         tools: list[llm.Tool | llm.Toolset],
         chat_ctx: llm.ChatContext | None = None,
     ) -> None:
-        instructions = persona.render("system")
-        if role is not None:
-            instructions = f"{instructions}\n\n{prompts.load(persona.language, role)}"
-        super().__init__(instructions=instructions, tools=tools, chat_ctx=chat_ctx)
         self._persona = persona
         self._desk = desk
+        self._role = role
+        self._language = desk.language.current if desk is not None else persona.language
+        """The language this agent's instructions are in; they follow the call's before each reply."""
+        super().__init__(instructions=self._instructions_in(self._language), tools=tools, chat_ctx=chat_ctx)
+
+    def _instructions_in(self, language: str) -> str:
+        instructions = replace(self._persona, language=language).render("system")
+        if self._role is not None:
+            instructions = f"{instructions}\n\n{prompts.load(language, self._role)}"
+        return instructions
+
+    @property
+    def language(self) -> str:
+        return self._language
 
     @property
     def desk(self) -> AppointmentDesk | None:
@@ -339,14 +362,36 @@ class _DeskAgent(Agent):
         users = [i for i in chat_ctx.items if i.type == "message" and i.role == "user"]
         if users:
             desk.state.note_user_message(users[-1].id, users[-1].text_content, users[-1].transcript_confidence)
+            desk.hear(users[-1].id, users[-1].text_content)  # may switch the call's language
+        follow = None
+        if desk.language.current != self._language:
+            # This reply is in the call's new language whatever is kept: replace its instructions.
+            _replace_instructions(chat_ctx, self._instructions_in(desk.language.current))
+            if self.session.input.audio is None:
+                follow = desk.language.current  # text turns: no preemptive reply to keep valid
         trim_history(chat_ctx, desk.config.history_max_messages)
         _insert_after_instructions(chat_ctx, [desk.call_context(), *desk.turn_hints()])
-        return self._watch_proposals(Agent.default.llm_node(self, chat_ctx, tools, model_settings), desk)
+        return self._watch_proposals(Agent.default.llm_node(self, chat_ctx, tools, model_settings), desk, follow)
 
-    @staticmethod
-    async def _watch_proposals(stream: Any, desk: AppointmentDesk) -> AsyncIterator[Any]:
+    async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
+        # A voice turn's preemptive reply switched the language: keep the new instructions now,
+        # after LiveKit copied the context it checks that reply against, so the reply stays valid.
+        if self._desk is not None:
+            await self._follow_language(self._desk.language.current)
+
+    async def _follow_language(self, language: str) -> None:
+        """Keep this agent's instructions in `language` for its later replies (`update_instructions`)."""
+        if language != self._language:
+            self._language = language
+            await self.update_instructions(self._instructions_in(language))
+
+    async def _watch_proposals(self, stream: Any, desk: AppointmentDesk, follow: str | None) -> AsyncIterator[Any]:
         """Mark a proposal as soon as the model asks for one, before any tool runs, so that a
-        confirmation in the same step (parallel calls, any order) is refused."""
+        confirmation in the same step (parallel calls, any order) is refused.
+
+        `follow`: the call's new language, for the agent's instructions from now on."""
+        if follow is not None:
+            await self._follow_language(follow)
         try:
             async for chunk in stream:
                 delta = chunk.delta if isinstance(chunk, llm.ChatChunk) else None
@@ -383,7 +428,16 @@ class ReceptionAgent(_DeskAgent):
         return AppointmentsAgent(self._persona, self._desk, chat_ctx=chat_ctx)
 
     async def on_enter(self) -> None:
-        self.session.say(self._persona.render("greeting"))
+        self.session.say(self.greeting())
+
+    def greeting(self) -> str:
+        """The greeting in the call's language; when nothing chose it, with one short line in each
+        other language the deployment serves, saying the caller may speak it."""
+        greeting = replace(self._persona, language=self._language).render("greeting")
+        language = self._desk.language if self._desk is not None else None
+        if language is None or language.cause != "default":
+            return greeting
+        return " ".join([greeting, *(prompts.load(other, "language_offer") for other in language.others)])
 
 
 class AppointmentsAgent(_DeskAgent):

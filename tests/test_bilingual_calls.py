@@ -1,0 +1,332 @@
+"""Bilingual calls at the appointment desk: a real text-mode AgentSession, the scripted LLM, the
+real stores. One worker serves English and Arabic; the call's language is chosen per call and
+follows the caller. The tests assert which language the agent was instructed in, what the tools
+returned (compared with the prompts they come from), and what the record holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from livekit.agents import AgentSession
+
+import calls
+import prompts
+from conversation_manager.journal import read_events
+from conversation_manager.transcript import CallTranscript
+from desk.call_language import CallLanguage, choose_start
+from desk.call_state import DeskError
+from desk.desk import AppointmentDesk, DeskConfig
+from desk.phrases import Phrases
+from settings import Settings
+from storage.domain import Customer
+from storage.domain_sqlite import SQLiteAppointmentStore
+from storage.records import ConversationStore, Row, StoreError
+from storage.sqlite_records import SQLiteConversationStore
+from storage.supabase_records import SupabaseConversationStore
+from testkit.desk_world import HUDA, SARA, TZ, Call, World, last_output, open_call, tool
+from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM
+from tools.agents import AppointmentsAgent
+
+PERSONA = {"agent_name": "Sara", "company": "Nour Clinic"}
+BOTH = ("en", "ar")
+
+
+def settings(tmp_path: Path | None = None) -> Settings:
+    """A two-language deployment, English first (the clinic's zone and country of the seeded world)."""
+    extra = {"journal_dir": tmp_path / "journal"} if tmp_path is not None else {}
+    return Settings(language="en", languages=BOTH, clinic_timezone=TZ, default_country_code="963", **extra)
+
+
+def instructed_in(call: LLMCall) -> str:
+    """The language of the agent's instructions on this LLM call."""
+    found = [lang for lang in BOTH if prompts.load(lang, "system", **PERSONA) in call.instructions]
+    assert len(found) == 1, call.instructions[:200]
+    return found[0]
+
+
+def answer(call: LLMCall) -> Reply:
+    """The model answers in the language it is instructed in."""
+    return Reply(f"[{instructed_in(call)}]")
+
+
+def assistant_texts(call: Call) -> list[str]:
+    return [m.text_content or "" for m in call.session.history.messages() if m.role == "assistant"]
+
+
+@contextlib.asynccontextmanager
+async def record_store(
+    world: World, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ConversationStore]:
+    """The record store of the world's backend (the call's rows are read back from it)."""
+    if world.backend == "sqlite":
+        store: ConversationStore = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+    else:
+        stack = request.getfixturevalue("supabase_stack")
+        store = await SupabaseConversationStore.connect(stack.url, stack.service_key, timeout=5.0)
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def stored(store: ConversationStore, conversation_id: str) -> tuple[Row, list[Row]]:
+    detail = await store.get_conversation(conversation_id)
+    assert detail is not None
+    return detail.conversation, detail.messages
+
+
+@pytest.mark.asyncio
+async def test_an_english_default_worker_answers_an_arabic_caller_in_arabic(
+    any_world: World, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    world = any_world
+    async with record_store(world, request, tmp_path) as records:
+        async with open_call(
+            world, tmp_path, "en", phone=HUDA.phone, languages=BOTH, start_language=(None, "default"), records=records
+        ) as call:
+            greeting = assistant_texts(call)[0]
+            english = prompts.load("en", "greeting", **PERSONA)
+            assert greeting == f"{english} {prompts.load('ar', 'language_offer')}", "nothing known: offer Arabic too"
+
+            await call.turn("مرحباً، أريد حجز موعد.", answer)
+            assert call.llm.calls[-1].reply == Reply("[ar]"), "the very next reply is in Arabic"
+            ar = Phrases("ar", TZ)
+            assert prompts.load("ar", "state_unverified") in call.llm.calls[-1].instructions, "call context in Arabic"
+
+            result = await call.turn("الرمز البريدي ١٢٣٤٥.", tool("verify_caller", zip_code="١٢٣٤٥"), answer)
+            result.expect.contains_agent_handoff(new_agent_type=AppointmentsAgent)
+            assert instructed_in(call.llm.calls[-1]) == "ar", "the appointments agent starts in the call's language"
+            assert prompts.load("ar", "appointments") in call.llm.calls[-1].instructions
+
+            listed = await call.turn("شو عندي مواعيد؟", tool("list_appointments"), answer)
+            appointment = world.appointments[HUDA.id]
+            when = ar.when(appointment.slot.starts_at, dt.datetime.now(dt.UTC))
+            assert last_output(listed, "list_appointments").output == prompts.load(
+                "ar",
+                "appointments_list",
+                lines=prompts.load(
+                    "ar",
+                    "appointment_line",
+                    ref="A1",
+                    when=when,
+                    provider=prompts.load("ar", "with_provider", provider="Dr. Rana Khoury"),
+                ),
+            )
+            assert assistant_texts(call)[1:] == ["[ar]"] * 3
+            conversation_id = call.manager.conversation_id
+        conversation, messages = await stored(records, conversation_id)
+        assert conversation["language"] == "ar"
+        assert conversation["metadata"]["language_source"] == {"language": "en", "cause": "default"}
+        [switch] = conversation["metadata"]["language_switches"]
+        assert (switch["language"], switch["cause"], switch["turn"], switch["previous"]) == ("ar", "speech", 1, "en")
+        assert conversation["summary"] == prompts.load(
+            "ar", "summary_information_only", caller=f"{HUDA.name} ({HUDA.phone})"
+        )
+        said = [(m["role"], m["metadata"]["language"]) for m in messages]
+        assert said[0] == ("assistant", "en"), "the greeting was English"
+        assert all(lang == "ar" for _, lang in said[1:]), said
+
+
+async def sip_call(
+    world: World, tmp_path: Path, records: ConversationStore, *, phone: str, attributes: dict[str, str] | None = None
+) -> tuple[str, Row, list[Row]]:
+    """A SIP call whose first language is chosen as agent.py does (dispatch, the caller's number,
+    default) before the greeting: its greeting and its stored rows."""
+    call = await calls.open_call(settings(tmp_path), room_name="sip-room", records=records, appointments=world.store)
+    call.desk.caller_identified(phone=phone, is_sip=True, participant_identity="sip_caller")
+    await choose_start(call.desk.language, call.desk.language_of_caller, attributes, None, None)
+    async with AgentSession(llm=ScriptedLLM(), vad=None, turn_handling={"turn_detection": None}) as session:
+        call.attach(session)
+        call.summarize = None  # no summary from the scripted LLM: the built one
+        await session.start(call.reception_agent(), capture_run=True)
+        greeting = next(m.text_content or "" for m in session.history.messages() if m.role == "assistant")
+    await call.aclose()
+    conversation_id = call.conversation_id
+    conversation, messages = await stored(records, conversation_id)
+    return greeting, conversation, messages
+
+
+@pytest.mark.asyncio
+async def test_a_known_arabic_sip_caller_is_greeted_in_arabic(
+    any_world: World, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    async with record_store(any_world, request, tmp_path) as records:
+        greeting, conversation, messages = await sip_call(any_world, tmp_path, records, phone=HUDA.phone)
+        assert greeting == prompts.load("ar", "greeting", **PERSONA), "Arabic from the first word, no offer"
+        assert conversation["language"] == "ar"
+        assert conversation["metadata"]["language_source"] == {"language": "ar", "cause": "customer"}
+        assert messages[0]["metadata"]["language"] == "ar"
+
+        greeting, _, _ = await sip_call(any_world, tmp_path, records, phone=SARA.phone)
+        assert greeting == prompts.load("en", "greeting", **PERSONA), "a known English customer: no offer either"
+        _, unknown, _ = await sip_call(any_world, tmp_path, records, phone="+963944000999")
+        assert unknown["metadata"]["language_source"] == {"language": "en", "cause": "default"}
+        greeting, dispatched, _ = await sip_call(
+            any_world, tmp_path, records, phone=HUDA.phone, attributes={"language": "en"}
+        )
+        assert dispatched["metadata"]["language_source"] == {"language": "en", "cause": "dispatch"}, "dispatch first"
+        assert greeting == prompts.load("en", "greeting", **PERSONA)
+
+
+@pytest.mark.asyncio
+async def test_code_mixed_turns_and_names_do_not_switch(world: World, tmp_path: Path) -> None:
+    async with open_call(world, tmp_path, "en", languages=BOTH, start_language=("en", "dispatch")) as call:
+        for said in ("بدي appointment يوم الأحد", "my name is أحمد", "أحمد خليل", "٠٩٩١٢٣٤٥٦٧"):
+            await call.turn(said, answer)
+        assert [c.reply for c in call.llm.calls] == [Reply("[en]")] * 4
+        assert call.desk.language.switches == []
+    record = call.manager.transcript.to_record()
+    assert record.conversation["language"] == "en" and record.conversation["metadata"]["language_switches"] == []
+    users = [m["metadata"]["language"] for m in record.messages if m["role"] == "user"]
+    assert users == ["ar", "en", "en", "en"], "a mixed turn is recorded in its majority language, names in the call's"
+
+
+@pytest.mark.asyncio
+async def test_an_explicit_request_switches_at_once_and_is_acknowledged(world: World, tmp_path: Path) -> None:
+    async with open_call(world, tmp_path, "ar", languages=("ar", "en"), start_language=("ar", "dispatch")) as call:
+        await call.turn("مرحباً", answer)
+        await call.turn("English please", answer)
+        asked = call.llm.calls[-1]
+        assert instructed_in(asked) == "en"
+        assert prompts.load("en", "hint_language_request") in asked.instructions, "told to acknowledge, in English"
+        await call.turn("Thanks. What are your opening hours?", answer)
+        assert prompts.load("en", "hint_language_request") not in call.llm.calls[-1].instructions, "only that turn"
+        assert [c.reply for c in call.llm.calls] == [Reply("[ar]"), Reply("[en]"), Reply("[en]")]
+    switches = call.manager.transcript.to_record().conversation["metadata"]["language_switches"]
+    assert [(s["language"], s["cause"], s["turn"]) for s in switches] == [("en", "request", 2)]
+
+
+@pytest.mark.asyncio
+async def test_a_switch_between_proposal_and_confirmation_keeps_the_pending_change(
+    any_world: World, tmp_path: Path
+) -> None:
+    world = any_world
+    async with open_call(world, tmp_path, "en", languages=BOTH, start_language=("en", "dispatch")) as call:
+        await call.turn("My ZIP code is 9 4 1 0 3.", tool("verify_caller", zip_code="94103"), answer)
+        day = world.tomorrow.isoformat()
+        await call.turn(
+            "Something tomorrow?", tool("list_available_slots", from_date=day, to_date=day, part_of_day="any"), answer
+        )
+        proposed = await call.turn("The first one.", tool("book_appointment", slot_ref="S1"), answer)
+        slot = world.tomorrow_slots()[0]
+        en = Phrases("en", TZ)
+        now = dt.datetime.now(dt.UTC)
+        assert last_output(proposed, "book_appointment").output == prompts.load(
+            "en",
+            "confirm_book",
+            when=en.when(slot.starts_at, now),
+            provider=prompts.load("en", "with_provider", provider=slot.provider),
+        )
+        confirmed = await call.turn("نعم، من فضلك.", tool("confirm_pending_change", confirmed=True), answer)
+        booked = last_output(confirmed, "confirm_pending_change")
+        assert not booked.is_error
+        assert booked.output == prompts.load("ar", "booked", when=Phrases("ar", TZ).when(slot.starts_at, now))
+        assert call.llm.calls[-1].reply == Reply("[ar]")
+        assert slot.id in (await world.scheduled(SARA)).values(), "the pending change was written"
+    assert call.manager.transcript.to_record().conversation["outcome"] == "booked"
+
+
+@pytest.mark.asyncio
+async def test_a_verified_customer_continues_in_their_stored_language(world: World, tmp_path: Path) -> None:
+    async with open_call(world, tmp_path, "en", phone=HUDA.phone, languages=BOTH) as call:
+        result = await call.turn("١٢٣٤٥", tool("verify_caller", zip_code="١٢٣٤٥"), answer)
+        result.expect.contains_agent_handoff(new_agent_type=AppointmentsAgent)
+        assert call.llm.calls[-1].reply == Reply("[ar]"), "only digits said: the customer's Arabic takes over"
+    switches = call.manager.transcript.to_record().conversation["metadata"]["language_switches"]
+    assert [(s["language"], s["cause"]) for s in switches] == [("ar", "customer")]
+
+
+@pytest.mark.asyncio
+async def test_the_handoff_keeps_the_language_and_the_replayed_journal_gives_the_same_fields(
+    world: World, tmp_path: Path
+) -> None:
+    async with open_call(world, tmp_path, "en", phone=HUDA.phone, languages=BOTH) as call:
+        await call.turn("أريد حجز موعد", answer)
+        await call.turn("الرمز البريدي ١٢٣٤٥.", tool("verify_caller", zip_code="١٢٣٤٥"), answer)
+        agent = call.session.current_agent
+        assert isinstance(agent, AppointmentsAgent) and agent.language == "ar"
+        await call.turn("Can we speak English?", answer)
+        assert agent.language == "en" and instructed_in(call.llm.calls[-1]) == "en"
+        conversation_id = call.manager.conversation_id
+        journal = call.manager.journal
+        assert journal is not None
+    live = call.manager.transcript.to_record()
+    archived = journal.path.parent.parent / "archive" / journal.path.name
+    replayed = CallTranscript.from_events(read_events(archived)).to_record()
+    assert replayed.conversation["conversation_id"] == conversation_id
+    for key in ("language", "summary"):
+        assert replayed.conversation[key] == live.conversation[key]
+    for key in ("language_source", "language_switches"):
+        assert replayed.conversation["metadata"][key] == live.conversation["metadata"][key]
+    assert [m["metadata"]["language"] for m in replayed.messages] == [m["metadata"]["language"] for m in live.messages]
+    assert [(s["language"], s["cause"]) for s in live.conversation["metadata"]["language_switches"]] == [
+        ("ar", "speech"),
+        ("en", "request"),
+    ]
+
+
+def test_operators_count_calls_by_language_and_switches(clean_db: Any) -> None:
+    queries = (Path(__file__).resolve().parent.parent / "sql" / "queries.sql").read_text()
+    query = queries[queries.index("-- Calls by language") :]
+    query = query[: query.index(";") + 1]
+    switch = '{"language": "ar", "cause": "speech", "turn": 1, "previous": "en", "seq": 2}'
+    back = '{"language": "en", "cause": "request", "turn": 3, "previous": "ar", "seq": 6}'
+    clean_db.psql(
+        "insert into conversations (conversation_id, room_name, status, language, metadata) values"
+        ' (\'l1\', \'r\', \'completed\', \'ar\', \'{"language_source": {"language": "en", "cause": "default"},'
+        f' "language_switches": [{switch}]}}\'),'
+        ' (\'l2\', \'r\', \'completed\', \'en\', \'{"language_source": {"language": "en", "cause": "dispatch"},'
+        f' "language_switches": [{switch}, {back}]}}\'),'
+        ' (\'l3\', \'r\', \'completed\', \'ar\', \'{"language_source": {"language": "ar", "cause": "customer"},'
+        ' "language_switches": []}\'),'
+        " ('l4', 'r', 'completed', 'en', '{}')"
+    )
+    rows = clean_db.psql(query).split()
+    # language | calls | with switches | switches | speech | request | customer | dispatch | customer | default
+    assert sorted(rows) == ["ar|2|1|1|1|0|0|0|1|1", "en|2|1|2|1|1|0|1|0|0"]
+
+
+@pytest.mark.asyncio
+async def test_progress_lines_refusals_and_dates_follow_the_switch(world: World) -> None:
+    desk = AppointmentDesk(world.store, DeskConfig.from_settings(settings()))
+    desk.start_language("en", "dispatch")
+    slot = world.tomorrow_slots()[0]
+    assert desk.acknowledgement("ack_slots") == prompts.load("en", "ack_slots")
+    assert desk.when(slot.starts_at) == Phrases("en", TZ).when(slot.starts_at, desk.now())
+    desk.state.note_user_message("m1", "أريد حجز موعد")
+    desk.hear("m1", "أريد حجز موعد")
+    assert desk.phrases.language == "ar"
+    assert desk.acknowledgement("ack_slots") == prompts.load("ar", "ack_slots")
+    assert desk.still_working() == prompts.load("ar", "still_working")
+    assert desk.when(slot.starts_at) == Phrases("ar", TZ).when(slot.starts_at, desk.now())
+    with pytest.raises(DeskError) as refused:
+        await desk.list_appointments()
+    assert desk.render(refused.value) == prompts.load("ar", "not_verified")
+
+
+@pytest.mark.asyncio
+async def test_a_slow_or_failing_customer_lookup_greets_in_the_default_language(world: World) -> None:
+    async def slow() -> str | None:
+        await asyncio.sleep(5)
+        return "ar"
+
+    language = CallLanguage(BOTH)
+    started = await choose_start(language, slow, None, None, None, lookup_timeout=0.05)
+    assert (started.language, started.cause) == ("en", "default")
+
+    class Down(SQLiteAppointmentStore):
+        async def find_customer_by_phone(self, phone: str) -> Customer | None:
+            raise StoreError("store unreachable")
+
+    store = world.store
+    assert isinstance(store, SQLiteAppointmentStore)
+    desk = AppointmentDesk(Down(store._db), DeskConfig.from_settings(settings()))
+    desk.caller_identified(phone=HUDA.phone, is_sip=True)
+    started = await choose_start(desk.language, desk.language_of_caller, None)
+    assert (started.language, started.cause) == ("en", "default"), "an unreachable store never holds up the call"
