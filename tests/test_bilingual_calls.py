@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -330,3 +332,19 @@ async def test_a_slow_or_failing_customer_lookup_greets_in_the_default_language(
     desk.caller_identified(phone=HUDA.phone, is_sip=True)
     started = await choose_start(desk.language, desk.language_of_caller, None)
     assert (started.language, started.cause) == ("en", "default"), "an unreachable store never holds up the call"
+
+
+@pytest.mark.asyncio
+async def test_the_worker_reads_the_dispatch_from_the_job_metadata(world: World, tmp_path: Path) -> None:
+    records = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+    try:
+        call = await calls.open_call(settings(tmp_path), room_name="r", records=records, appointments=world.store)
+        caller = SimpleNamespace(attributes={"sip.phoneNumber": HUDA.phone})  # no language attribute
+        started = await call.choose_language(caller, json.dumps({"language": "ar"}), None)  # type: ignore[arg-type]
+        assert (started.language, started.cause) == ("ar", "dispatch")
+        call.summarize = None
+        await call.aclose()
+        conversation, _ = await stored(records, call.conversation_id)
+        assert conversation["metadata"]["language_source"] == {"language": "ar", "cause": "dispatch"}
+    finally:
+        await records.aclose()
