@@ -31,6 +31,8 @@ LONG_TURN_WORDS = 5
 """A single-script turn this long is a sentence even without a function word (Arabic full
 names run to four words: name, father, grandfather, family)."""
 ARABIZI_MIN_WORDS = 2
+MAX_READ_CHARS = 2_000
+"""A turn's language is plain from its start; longer typed turns are read this far (bounded cost)."""
 
 Kind = Literal["whole", "mixed", "neutral"]
 
@@ -173,7 +175,7 @@ def _count(words: Sequence[str]) -> _Counts:
 
 def read_turn(text: str, stt_language: str | None = None, languages: Sequence[str] = ("en", "ar")) -> TurnReading:
     """The language of one final transcript. See the module doc for the rule."""
-    normalized = normalize(text)
+    normalized = normalize(text[:MAX_READ_CHARS])
     request = requested_language(_TOKEN.findall(normalized), languages)
     c = _count(_TOKEN.findall(BORROWED_PHRASES.sub(" ", normalized)))
     stt = (stt_language or "").split("-")[0].lower() or None

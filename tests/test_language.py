@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent import prompt_problems
 from desk.call_language import CallLanguage, LanguageChange, dispatch_language
@@ -178,3 +180,20 @@ def test_the_stt_hint() -> None:
     assert stt_language_options("gpt-4o-mini-transcribe", ("en",)) == {"language": "en"}
     assert stt_language_options("gpt-4o-mini-transcribe", ("en", "ar")) == {"detect_language": True}
     assert stt_language_options("gpt-transcribe", ("en", "ar")) == {"language": ["en", "ar"]}
+
+
+@given(st.text(max_size=300), st.sampled_from([None, "", "ar", "en", "fr", "AR-sy", "x" * 40]))
+def test_any_transcript_reads_without_failing(text: str, stt: str | None) -> None:
+    reading = read_turn(text, stt)
+    assert reading.kind in ("whole", "mixed", "neutral")
+    assert reading.language in (None, "en", "ar") and reading.request in (None, "en", "ar")
+    call = CallLanguage(("en", "ar"))
+    heard = call.hear(text, 1, stt)
+    assert heard.language in ("en", "ar") and call.current in ("en", "ar")
+
+
+def test_the_longest_turns_are_read() -> None:
+    huge = ("بدي موعد maw3ed appointment ٠٩٩١ " * 1200)[:32_000]  # the record's longest message
+    assert read_turn(huge).kind == "mixed"
+    assert read_turn("ب" * 32_000).kind == "neutral", "one word, however long, is no sentence"
+    assert read_turn("maw3ed" * 5_000).kind == "neutral"
