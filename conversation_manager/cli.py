@@ -64,6 +64,19 @@ async def cmd_list(store: ConversationStore, args: argparse.Namespace, settings:
     return 0
 
 
+def _language_line(conversation: Row) -> str:
+    """ "language ar (started en: default; then ar: speech at turn 1)" from the record."""
+    metadata = conversation.get("metadata") or {}
+    source = metadata.get("language_source")
+    if not conversation.get("language") and not source:
+        return ""
+    parts = [f"started {source['language']}: {source['cause']}"] if isinstance(source, dict) else []
+    for switch in metadata.get("language_switches") or []:
+        parts.append(f"then {switch['language']}: {switch['cause']} at turn {switch['turn']}")
+    history = f" ({'; '.join(parts)})" if parts else ""
+    return f"language {conversation.get('language') or '-'}{history}"
+
+
 def _timeline(detail: ConversationDetail) -> list[tuple[int, str, Row]]:
     items = [(m["seq"], "message", m) for m in detail.messages]
     items += [(t["seq"], "tool", t) for t in detail.tool_calls]
@@ -88,6 +101,8 @@ async def cmd_show(store: ConversationStore, args: argparse.Namespace, settings:
     out.write(f"caller {c['user_name'] or '-'}  {c['user_phone'] or '-'}  {c['user_email'] or '-'}\n")
     if c.get("outcome") or c.get("summary"):
         out.write(f"outcome {c.get('outcome') or '-'}: {c.get('summary') or ''}\n")
+    if line := _language_line(c):
+        out.write(line + "\n")
     out.write("\n")
     rows: list[list[Any]] = []
     for seq, kind, item in _timeline(detail):

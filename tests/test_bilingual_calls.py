@@ -9,6 +9,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +22,7 @@ from livekit.agents import AgentSession
 
 import calls
 import prompts
+from conversation_manager import ConversationManager
 from conversation_manager.journal import read_events
 from conversation_manager.transcript import CallTranscript
 from desk.call_language import CallLanguage, choose_start
@@ -348,3 +352,29 @@ async def test_the_worker_reads_the_dispatch_from_the_job_metadata(world: World,
         assert conversation["metadata"]["language_source"] == {"language": "ar", "cause": "dispatch"}
     finally:
         await records.aclose()
+
+
+def test_the_operator_cli_shows_the_calls_languages(tmp_path: Path) -> None:
+    async def record() -> str:
+        store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+        manager = ConversationManager.from_settings(store, settings(tmp_path))
+        conversation_id = await manager.start_conversation(None, "cli-room", "caller")
+        manager.record_language("en", "default", 0)
+        manager.add_message_to_local_transcript("user", "أريد حجز موعد")
+        manager.record_language("ar", "speech", 1)
+        await manager.end_conversation()
+        await store.aclose()
+        return conversation_id
+
+    conversation_id = asyncio.run(record())
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DATA_DIR": str(tmp_path)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "conversation_manager", "show", conversation_id],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "language ar (started en: default; then ar: speech at turn 1)" in shown.stdout
