@@ -214,6 +214,11 @@ class ConversationManager:
         self._language = language
         self._record({"type": "language", "language": language, "cause": cause, "turn": turn})
 
+    def undo_language(self) -> None:
+        """The last switch did not stand (the whole turn did not bear it out): forget it."""
+        self._record({"type": "language_undo"})
+        self._language = self._transcript.conversation.get("language") or self._language
+
     @property
     def language(self) -> str | None:
         return self._language

@@ -149,6 +149,10 @@ class CallTranscript:
                 }
             )
             self.conversation["language"] = event["language"]
+        elif kind == "language_undo":
+            if len(self.language_changes) > 1:
+                undone = self.language_changes.pop()
+                self.conversation["language"] = undone["previous"]
         elif kind == "caller":
             given = CallerDetails(event.get("name"), event.get("phone"), event.get("email"))
             self.explicit = given.merged_over(self.explicit)

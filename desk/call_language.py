@@ -40,6 +40,8 @@ class LanguageChange:
     cause: Cause
     turn: int
     previous: str | None
+    undone: bool = False
+    """True when this restores `language` by undoing the switch away from it (`reconsider`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +111,26 @@ class CallLanguage:
         if self._spoken_whole == self.current or self.cause == "request":
             return None
         return self._change(language, "customer", turn) if language else None
+
+    def reconsider(self, text: str) -> LanguageChange | None:
+        """The whole of a voice turn, once it ended. A reply drafted early (LiveKit's preemptive
+        generation, from the turn's first words) may have switched the language on a part of the
+        turn; a speech switch the whole turn does not bear out ("بدي" ... "appointment يوم الأحد")
+        is undone. Returns the restoring change, or None."""
+        last = self.changes[-1] if self.changes else None
+        if last is None or last.previous is None or last.cause != "speech":
+            return None
+        reading = read_turn(text, self.stt_language, self.languages)
+        if reading.request == last.language or (reading.whole and reading.language == last.language):
+            return None
+        self.changes.pop()
+        self.current = last.previous
+        self.cause = self.changes[-1].cause if self.changes else "default"
+        self._spoken_whole = reading.language if reading.whole else None
+        restored = LanguageChange(last.previous, self.cause, last.turn, last.language, undone=True)
+        for listener in self.listeners:
+            listener(restored)
+        return restored
 
     def hear(self, text: str, turn: int, stt_language: str | None = None) -> HeardTurn:
         """One final caller turn: a request switches at once, a whole turn in another language too."""

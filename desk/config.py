@@ -29,6 +29,8 @@ class DeskRecord(Protocol):
 
     def record_language(self, language: str, cause: str, turn: int) -> None: ...
 
+    def undo_language(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class DeskConfig:

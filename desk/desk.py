@@ -77,6 +77,9 @@ class AppointmentDesk:
         self._phrases = {lang: Phrases(lang, self.config.timezone) for lang in self.language.languages}
         self.said_in: dict[str, str] = {}
         """Caller message id -> the language that turn was said in (for the record)."""
+        self._final_turns: set[str] = set()
+        self._draft_switch: str | None = None
+        """The message (a preemptive reply's draft of the turn) whose reading switched the language."""
         self.state = CallState(
             max_attempts=self.config.max_verification_attempts,
             offer_human_after=self.config.offer_human_after_failures,
@@ -102,9 +105,25 @@ class AppointmentDesk:
             return None
         heard = self.language.hear(text, self.state.turn)
         self.said_in[message_id] = heard.language
+        if heard.change is not None and message_id not in self._final_turns:
+            self._draft_switch = message_id
         return heard
 
+    def turn_ended(self, message_id: str, text: str | None) -> LanguageChange | None:
+        """A voice turn ended with its whole transcript: a switch made on a draft of it (the first
+        words, before the caller finished) stands only if the whole turn bears it out."""
+        self._final_turns.add(message_id)
+        draft, self._draft_switch = self._draft_switch, None
+        if draft is None or draft == message_id or not text:
+            return None
+        return self.language.reconsider(text)
+
     def _language_changed(self, change: LanguageChange) -> None:
+        if change.undone:
+            logger.info("call language back to %s: the whole turn did not bear the switch out", change.language)
+            if self.record is not None:
+                self.record.undo_language()
+            return
         logger.info("call language %s (%s) at turn %d", change.language, change.cause, change.turn)
         if self.record is not None:
             self.record.record_language(change.language, change.cause, change.turn)

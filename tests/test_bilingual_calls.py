@@ -378,3 +378,45 @@ def test_the_operator_cli_shows_the_calls_languages(tmp_path: Path) -> None:
     )
     assert shown.returncode == 0, shown.stderr
     assert "language ar (started en: default; then ar: speech at turn 1)" in shown.stdout
+
+
+@pytest.mark.asyncio
+async def test_a_switch_on_a_draft_of_the_turn_stands_only_if_the_whole_turn_bears_it_out(
+    world: World, tmp_path: Path
+) -> None:
+    """LiveKit drafts a reply from a voice turn's first words (preemptive generation); the desk
+    reads that draft, and the whole turn then confirms or undoes a switch made on it."""
+    records = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
+    try:
+        call = await calls.open_call(settings(tmp_path), room_name="r", records=records, appointments=world.store)
+        desk, voices = call.desk, []
+        desk.start_language("en", "dispatch")
+        desk.language.listeners.append(lambda change: voices.append(change.language))
+        # the draft "بدي موعد" switched; the whole turn is code-mixed: undone
+        desk.state.note_user_message("draft-1", "بدي موعد")
+        assert desk.hear("draft-1", "بدي موعد") is not None and desk.language.current == "ar"
+        undone = desk.turn_ended("final-1", "بدي موعد appointment يوم الأحد")
+        assert undone is not None and undone.undone and desk.language.current == "en"
+        assert desk.phrases.language == "en" and voices == ["ar", "en"], "words and voice back to English"
+        # a draft the whole turn bears out stands
+        desk.state.note_user_message("draft-2", "أريد حجز موعد")
+        desk.hear("draft-2", "أريد حجز موعد")
+        assert desk.turn_ended("final-2", "أريد حجز موعد غداً") is None and desk.language.current == "ar"
+        # a switch made on the final message itself, or in an earlier turn, is never reconsidered
+        desk.state.note_user_message("final-3", "English please")
+        assert desk.turn_ended("final-3", "English please") is None
+        desk.hear("final-3", "English please")
+        assert desk.turn_ended("final-4", "بدي appointment") is None and desk.language.current == "en"
+        call.summarize = None
+        await call.aclose()
+        conversation, _ = await stored(records, call.conversation_id)
+        switches = [(s["language"], s["cause"]) for s in conversation["metadata"]["language_switches"]]
+        assert switches == [("ar", "speech"), ("en", "request")], "the undone switch is not in the record"
+        assert conversation["language"] == "en"
+        journal = call.manager.journal
+        assert journal is not None
+        archived = journal.path.parent.parent / "archive" / journal.path.name
+        replayed = CallTranscript.from_events(read_events(archived)).to_record().conversation
+        assert replayed["metadata"]["language_switches"] == conversation["metadata"]["language_switches"]
+    finally:
+        await records.aclose()

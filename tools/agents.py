@@ -374,9 +374,11 @@ class _DeskAgent(Agent):
         return self._watch_proposals(Agent.default.llm_node(self, chat_ctx, tools, model_settings), desk, follow)
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        # A voice turn's preemptive reply switched the language: keep the new instructions now,
+        # A preemptive reply, drafted from the turn's first words, may have switched the language:
+        # the whole turn confirms or undoes that. Keep the instructions in the call's language now,
         # after LiveKit copied the context it checks that reply against, so the reply stays valid.
         if self._desk is not None:
+            self._desk.turn_ended(new_message.id, new_message.text_content)
             await self._follow_language(self._desk.language.current)
 
     async def _follow_language(self, language: str) -> None:
