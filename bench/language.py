@@ -35,17 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from livekit.agents import AgentSession
 
-import prompts
 from desk.call_language import CallLanguage
 from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
 from storage.domain_sqlite import SQLiteAppointmentStore
+from testkit.bilingual import instructed_in
 from testkit.language_turns import DIALOGS, HELD_OUT, TURNS, Dialog, LabelledTurn
-from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM
+from testkit.scripted_llm import Reply, ScriptedLLM
 from tools.agents import Persona, ReceptionAgent
 
 ROUNDS = 200
-PERSONA = {"agent_name": "Sara", "company": "Nour Clinic"}
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
@@ -89,19 +88,12 @@ def score(
     return right / len(turns), false, missed, by_category, matrix
 
 
-def instructions_language(call: LLMCall) -> str:
-    for language in ("en", "ar"):
-        if prompts.load(language, "system", **PERSONA) in call.instructions:
-            return language
-    raise AssertionError("the instructions are in no known language")
-
-
 async def lag_of(dialog: Dialog, store: SQLiteAppointmentStore) -> int:
     """Caller turns after `switch_at` before the first reply in the new language."""
     languages = (dialog.first, *({"en", "ar"} - {dialog.first}))
     desk = AppointmentDesk(store, DeskConfig.from_settings(Settings(language=dialog.first, languages=languages)))
     desk.start_language(dialog.first, "dispatch")
-    model = ScriptedLLM(default=lambda call: Reply(f"[{instructions_language(call)}]"))
+    model = ScriptedLLM(default=lambda call: Reply(f"[{instructed_in(call)}]"))
     replies: list[str] = []
     async with AgentSession(llm=model, vad=None, turn_handling={"turn_detection": None}) as session:
         persona = Persona(language=dialog.first, assistant_name="Sara", company_name="Nour Clinic")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import prompts
 from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
 from desk.desk import AppointmentDesk, DeskConfig
@@ -19,6 +18,7 @@ from settings import Settings
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.audio_harness import Clips, EspeakTTS, open_voice_call
+from testkit.bilingual import instructed_in
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM
 from tools.agents import Persona, ReceptionAgent
 from tools.call_language import follow_language
@@ -26,16 +26,9 @@ from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
 WAIT = 20.0
 SETTINGS = Settings()  # AGENT_LANGUAGES=en,ar
-PERSONA = {"agent_name": "Sara", "company": "Nour Clinic"}
 ASK = "متى موعدي"
 LONG_REPLY = "موعدك يوم الاثنين الساعة العاشرة. يرجى الحضور قبل الموعد بخمس عشرة دقيقة مع بطاقة الهوية."
 FIRST_HALF, SECOND_HALF = "اسمي هدى و", "رقمي صفر تسعة تسعة"
-
-
-def instructed_in(call: LLMCall) -> str:
-    found = [lang for lang in ("en", "ar") if prompts.load(lang, "system", **PERSONA) in call.instructions]
-    assert len(found) == 1
-    return found[0]
 
 
 def step(call: LLMCall) -> Reply:

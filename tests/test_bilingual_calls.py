@@ -1,90 +1,27 @@
 """Bilingual calls at the appointment desk: a real text-mode AgentSession, the scripted LLM, the
-real stores. One worker serves English and Arabic; the call's language is chosen per call and
-follows the caller. The tests assert which language the agent was instructed in, what the tools
-returned (compared with the prompts they come from), and what the record holds."""
+real stores. One worker serves English and Arabic; the call's language follows the caller. The
+tests assert which language the agent was instructed in, what the tools returned (compared with
+the prompts they come from), and what the record holds."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from livekit.agents import AgentSession
 
 import calls
 import prompts
-from conversation_manager import ConversationManager
 from conversation_manager.journal import read_events
 from conversation_manager.transcript import CallTranscript
-from desk.call_language import CallLanguage, choose_start
 from desk.call_state import DeskError
 from desk.desk import AppointmentDesk, DeskConfig
 from desk.phrases import Phrases
-from settings import Settings
-from storage.domain import Customer
-from storage.domain_sqlite import SQLiteAppointmentStore
-from storage.records import ConversationStore, Row, StoreError
 from storage.sqlite_records import SQLiteConversationStore
-from storage.supabase_records import SupabaseConversationStore
-from testkit.desk_world import HUDA, SARA, TZ, Call, World, last_output, open_call, tool
-from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM
+from testkit.bilingual import BOTH, PERSONA, answer, assistant_texts, instructed_in, record_store, settings, stored
+from testkit.desk_world import HUDA, SARA, TZ, World, last_output, open_call, tool
+from testkit.scripted_llm import Reply
 from tools.agents import AppointmentsAgent
-
-PERSONA = {"agent_name": "Sara", "company": "Nour Clinic"}
-BOTH = ("en", "ar")
-
-
-def settings(tmp_path: Path | None = None) -> Settings:
-    """A two-language deployment, English first (the clinic's zone and country of the seeded world)."""
-    extra = {"journal_dir": tmp_path / "journal"} if tmp_path is not None else {}
-    return Settings(language="en", languages=BOTH, clinic_timezone=TZ, default_country_code="963", **extra)
-
-
-def instructed_in(call: LLMCall) -> str:
-    """The language of the agent's instructions on this LLM call."""
-    found = [lang for lang in BOTH if prompts.load(lang, "system", **PERSONA) in call.instructions]
-    assert len(found) == 1, call.instructions[:200]
-    return found[0]
-
-
-def answer(call: LLMCall) -> Reply:
-    """The model answers in the language it is instructed in."""
-    return Reply(f"[{instructed_in(call)}]")
-
-
-def assistant_texts(call: Call) -> list[str]:
-    return [m.text_content or "" for m in call.session.history.messages() if m.role == "assistant"]
-
-
-@contextlib.asynccontextmanager
-async def record_store(
-    world: World, request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[ConversationStore]:
-    """The record store of the world's backend (the call's rows are read back from it)."""
-    if world.backend == "sqlite":
-        store: ConversationStore = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    else:
-        stack = request.getfixturevalue("supabase_stack")
-        store = await SupabaseConversationStore.connect(stack.url, stack.service_key, timeout=5.0)
-    try:
-        yield store
-    finally:
-        await store.aclose()
-
-
-async def stored(store: ConversationStore, conversation_id: str) -> tuple[Row, list[Row]]:
-    detail = await store.get_conversation(conversation_id)
-    assert detail is not None
-    return detail.conversation, detail.messages
 
 
 @pytest.mark.asyncio
@@ -137,47 +74,6 @@ async def test_an_english_default_worker_answers_an_arabic_caller_in_arabic(
         said = [(m["role"], m["metadata"]["language"]) for m in messages]
         assert said[0] == ("assistant", "en"), "the greeting was English"
         assert all(lang == "ar" for _, lang in said[1:]), said
-
-
-async def sip_call(
-    world: World, tmp_path: Path, records: ConversationStore, *, phone: str, attributes: dict[str, str] | None = None
-) -> tuple[str, Row, list[Row]]:
-    """A SIP call whose first language is chosen as agent.py does (dispatch, the caller's number,
-    default) before the greeting: its greeting and its stored rows."""
-    call = await calls.open_call(settings(tmp_path), room_name="sip-room", records=records, appointments=world.store)
-    call.desk.caller_identified(phone=phone, is_sip=True, participant_identity="sip_caller")
-    await choose_start(call.desk.language, call.desk.language_of_caller, attributes, None, None)
-    async with AgentSession(llm=ScriptedLLM(), vad=None, turn_handling={"turn_detection": None}) as session:
-        call.attach(session)
-        call.summarize = None  # no summary from the scripted LLM: the built one
-        await session.start(call.reception_agent(), capture_run=True)
-        greeting = next(m.text_content or "" for m in session.history.messages() if m.role == "assistant")
-    await call.aclose()
-    conversation_id = call.conversation_id
-    conversation, messages = await stored(records, conversation_id)
-    return greeting, conversation, messages
-
-
-@pytest.mark.asyncio
-async def test_a_known_arabic_sip_caller_is_greeted_in_arabic(
-    any_world: World, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    async with record_store(any_world, request, tmp_path) as records:
-        greeting, conversation, messages = await sip_call(any_world, tmp_path, records, phone=HUDA.phone)
-        assert greeting == prompts.load("ar", "greeting", **PERSONA), "Arabic from the first word, no offer"
-        assert conversation["language"] == "ar"
-        assert conversation["metadata"]["language_source"] == {"language": "ar", "cause": "customer"}
-        assert messages[0]["metadata"]["language"] == "ar"
-
-        greeting, _, _ = await sip_call(any_world, tmp_path, records, phone=SARA.phone)
-        assert greeting == prompts.load("en", "greeting", **PERSONA), "a known English customer: no offer either"
-        _, unknown, _ = await sip_call(any_world, tmp_path, records, phone="+963944000999")
-        assert unknown["metadata"]["language_source"] == {"language": "en", "cause": "default"}
-        greeting, dispatched, _ = await sip_call(
-            any_world, tmp_path, records, phone=HUDA.phone, attributes={"language": "en"}
-        )
-        assert dispatched["metadata"]["language_source"] == {"language": "en", "cause": "dispatch"}, "dispatch first"
-        assert greeting == prompts.load("en", "greeting", **PERSONA)
 
 
 @pytest.mark.asyncio
@@ -277,27 +173,6 @@ async def test_the_handoff_keeps_the_language_and_the_replayed_journal_gives_the
     ]
 
 
-def test_operators_count_calls_by_language_and_switches(clean_db: Any) -> None:
-    queries = (Path(__file__).resolve().parent.parent / "sql" / "queries.sql").read_text()
-    query = queries[queries.index("-- Calls by language") :]
-    query = query[: query.index(";") + 1]
-    switch = '{"language": "ar", "cause": "speech", "turn": 1, "previous": "en", "seq": 2}'
-    back = '{"language": "en", "cause": "request", "turn": 3, "previous": "ar", "seq": 6}'
-    clean_db.psql(
-        "insert into conversations (conversation_id, room_name, status, language, metadata) values"
-        ' (\'l1\', \'r\', \'completed\', \'ar\', \'{"language_source": {"language": "en", "cause": "default"},'
-        f' "language_switches": [{switch}]}}\'),'
-        ' (\'l2\', \'r\', \'completed\', \'en\', \'{"language_source": {"language": "en", "cause": "dispatch"},'
-        f' "language_switches": [{switch}, {back}]}}\'),'
-        ' (\'l3\', \'r\', \'completed\', \'ar\', \'{"language_source": {"language": "ar", "cause": "customer"},'
-        ' "language_switches": []}\'),'
-        " ('l4', 'r', 'completed', 'en', '{}')"
-    )
-    rows = clean_db.psql(query).split()
-    # language | calls | with switches | switches | speech | request | customer | dispatch | customer | default
-    assert sorted(rows) == ["ar|2|1|1|1|0|0|0|1|1", "en|2|1|2|1|1|0|1|0|0"]
-
-
 @pytest.mark.asyncio
 async def test_progress_lines_refusals_and_dates_follow_the_switch(world: World) -> None:
     desk = AppointmentDesk(world.store, DeskConfig.from_settings(settings()))
@@ -314,70 +189,6 @@ async def test_progress_lines_refusals_and_dates_follow_the_switch(world: World)
     with pytest.raises(DeskError) as refused:
         await desk.list_appointments()
     assert desk.render(refused.value) == prompts.load("ar", "not_verified")
-
-
-@pytest.mark.asyncio
-async def test_a_slow_or_failing_customer_lookup_greets_in_the_default_language(world: World) -> None:
-    async def slow() -> str | None:
-        await asyncio.sleep(5)
-        return "ar"
-
-    language = CallLanguage(BOTH)
-    started = await choose_start(language, slow, None, None, None, lookup_timeout=0.05)
-    assert (started.language, started.cause) == ("en", "default")
-
-    class Down(SQLiteAppointmentStore):
-        async def find_customer_by_phone(self, phone: str) -> Customer | None:
-            raise StoreError("store unreachable")
-
-    store = world.store
-    assert isinstance(store, SQLiteAppointmentStore)
-    desk = AppointmentDesk(Down(store._db), DeskConfig.from_settings(settings()))
-    desk.caller_identified(phone=HUDA.phone, is_sip=True)
-    started = await choose_start(desk.language, desk.language_of_caller, None)
-    assert (started.language, started.cause) == ("en", "default"), "an unreachable store never holds up the call"
-
-
-@pytest.mark.asyncio
-async def test_the_worker_reads_the_dispatch_from_the_job_metadata(world: World, tmp_path: Path) -> None:
-    records = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-    try:
-        call = await calls.open_call(settings(tmp_path), room_name="r", records=records, appointments=world.store)
-        caller = SimpleNamespace(attributes={"sip.phoneNumber": HUDA.phone})  # no language attribute
-        started = await call.choose_language(caller, json.dumps({"language": "ar"}), None)  # type: ignore[arg-type]
-        assert (started.language, started.cause) == ("ar", "dispatch")
-        call.summarize = None
-        await call.aclose()
-        conversation, _ = await stored(records, call.conversation_id)
-        assert conversation["metadata"]["language_source"] == {"language": "ar", "cause": "dispatch"}
-    finally:
-        await records.aclose()
-
-
-def test_the_operator_cli_shows_the_calls_languages(tmp_path: Path) -> None:
-    async def record() -> str:
-        store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-        manager = ConversationManager.from_settings(store, settings(tmp_path))
-        conversation_id = await manager.start_conversation(None, "cli-room", "caller")
-        manager.record_language("en", "default", 0)
-        manager.add_message_to_local_transcript("user", "أريد حجز موعد")
-        manager.record_language("ar", "speech", 1)
-        await manager.end_conversation()
-        await store.aclose()
-        return conversation_id
-
-    conversation_id = asyncio.run(record())
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DATA_DIR": str(tmp_path)}
-    shown = subprocess.run(
-        [sys.executable, "-m", "conversation_manager", "show", conversation_id],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert "language ar (started en: default; then ar: speech at turn 1)" in shown.stdout
 
 
 @pytest.mark.asyncio
