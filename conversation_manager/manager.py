@@ -4,17 +4,24 @@ While the call runs nothing here touches the network: turns go to memory and to 
 journal. The only database writes are the background `active` row at the start and
 the bulk write at the end, bounded by `flush_timeout`. A failed write leaves the journal
 pending for `replay`; the call itself never waits on, or fails because of, the store.
+
+When the write fails and the journal is not whole (its disk refused it), the record is
+not given up quietly: a whole journal is written to the first of `rescue_dirs` that takes
+it; failing that, the row is marked incomplete (if the store answers a small write) and
+the write is retried for `retry_timeout` seconds, with one error line saying what is at
+risk and, if it never lands, one saying what was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +32,7 @@ from conversation_manager.journal import Event, Journal, journal_path
 from conversation_manager.outcome import EFFECTS
 from conversation_manager.transcript import ROLES, CallTranscript, clean_content, is_blank, iso
 from desk.phone import normalize_phone
-from storage.records import ConversationDetail, ConversationStore, Row, StoreError
+from storage.records import CallRecord, ConversationDetail, ConversationStore, Row, StoreError
 
 if TYPE_CHECKING:
     from settings import Settings
@@ -76,10 +83,14 @@ class ConversationManager:
         default_country_code: str,
         slow_turn_ms: float,
         language: str | None,
+        rescue_dirs: Sequence[Path] = (),
+        retry_timeout: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._journal_dir = journal_dir
+        self._rescue_dirs = [journal_dir, *(d for d in rescue_dirs if d != journal_dir)]
+        self._retry_timeout = retry_timeout
         self._flush_timeout = flush_timeout
         self._country_code = default_country_code
         self._slow_turn_ms = slow_turn_ms
@@ -100,6 +111,8 @@ class ConversationManager:
             "default_country_code": settings.default_country_code,
             "slow_turn_ms": settings.slow_turn_ms,
             "language": settings.language,
+            "rescue_dirs": [settings.journal_fallback_dir],
+            "retry_timeout": settings.record_retry_timeout,
         }
         values.update(overrides)
         return cls(store, **values)
@@ -135,7 +148,7 @@ class ConversationManager:
         if self._journal is not None:
             raise RuntimeError("this manager already recorded a conversation; use one per call")
         conversation_id = conversation_id or new_conversation_id(room_name)
-        self._journal = Journal(journal_path(self._journal_dir, conversation_id))
+        self._journal = Journal(journal_path(self._journal_dir, conversation_id), conversation_id=conversation_id)
         now = self._clock()
         row: Row = {
             "conversation_id": conversation_id,
@@ -289,6 +302,20 @@ class ConversationManager:
         """Set conversation columns known mid-call (avatar_status, customer_id, ...)."""
         self._record({"type": "conversation", "fields": fields})
 
+    def note_failure(self, kind: str, error: str, *, fatal: bool = False) -> None:
+        """The LLM, STT or TTS failed in a way the caller noticed (`kind`: llm_error, stt_error,
+        tts_error, session_error; `error`: the exception's type, never its text, which can quote
+        the caller), or the session closed on an error (`fatal`). A call still unserved at its
+        end is stored as `failed`, the failure in `metadata.failure`."""
+        self._record({"type": "failure", "kind": kind, "error": error, "fatal": fatal})
+        logger.warning(
+            "the caller was not served: %s (%s)%s",
+            kind,
+            error,
+            ", the session closed" if fatal else "",
+            extra={"conversation_id": self.conversation_id},
+        )
+
     # -- the end --------------------------------------------------------------------------
 
     async def end_conversation(
@@ -307,44 +334,38 @@ class ConversationManager:
             raise RuntimeError("end_conversation() before start_conversation()")
         deadline = time.monotonic() + self._flush_timeout
         cid = self.conversation_id
+        journal = self._journal
         if user_name or user_phone or user_email:
             self.set_caller_details(user_name, user_phone, user_email)
         self.runs.close_run()
+        if status == "completed" and self._transcript.unserved:
+            status = "failed"
         self._record({"type": "end", "status": status, "summary": summary})
-        await self._journal.close()
+        await journal.seal()
         record = self._transcript.to_record()
-
-        if self._start_write is not None and not self._start_write.done():
-            # The active row is insert-if-absent, so letting it finish first is only tidiness.
-            await asyncio.wait({self._start_write}, timeout=max(0.0, deadline - time.monotonic()))
         began = time.perf_counter()
-        error: str | None = None
-        requests = 0
         try:
-            requests = await asyncio.wait_for(self._store.write_call(record), max(0.05, deadline - time.monotonic()))
-        except (StoreError, TimeoutError) as e:
-            error = str(e) or f"timed out after {self._flush_timeout:g}s"
-        except Exception as e:  # whatever else a store does wrong, the journal stays for replay
-            logger.exception("end-of-call write raised", extra={"conversation_id": cid})
-            error = f"{type(e).__name__}: {e}"
-        flush_ms = (time.perf_counter() - began) * 1000
+            if self._start_write is not None and not self._start_write.done():
+                # The active row is insert-if-absent, so letting it finish first is only tidiness.
+                await asyncio.wait({self._start_write}, timeout=max(0.0, deadline - time.monotonic()))
+            began = time.perf_counter()
+            requests, error = await self._write(record, max(0.05, deadline - time.monotonic()))
+            flush_ms = (time.perf_counter() - began) * 1000
+            if error is None:
+                journal.archive()
+                logger.info(
+                    "conversation saved: %d messages, %d tool calls in %.0f ms",
+                    len(record.messages),
+                    len(record.tool_calls),
+                    flush_ms,
+                    extra={"conversation_id": cid},
+                )
+            else:
+                requests, error = await self._keep_unsaved(record, error, requests)
+                flush_ms = (time.perf_counter() - began) * 1000
+        finally:
+            journal.release()  # the journal's fate is decided (archived, or pending for replay)
         saved = error is None
-        if saved:
-            self._journal.archive()
-            logger.info(
-                "conversation saved: %d messages, %d tool calls in %.0f ms",
-                len(record.messages),
-                len(record.tool_calls),
-                flush_ms,
-                extra={"conversation_id": cid},
-            )
-        else:
-            logger.error(
-                "conversation NOT saved, journal kept for replay (%s): %s",
-                self._journal.path,
-                error,
-                extra={"conversation_id": cid},
-            )
         self._result = EndResult(
             conversation_id=cid,
             status=record.conversation["status"],
@@ -358,6 +379,69 @@ class ConversationManager:
             error=error,
         )
         return self._result
+
+    async def _write(self, record: CallRecord, timeout: float) -> tuple[int, str | None]:
+        """One bounded attempt at the bulk write: (requests, error or None)."""
+        try:
+            return await asyncio.wait_for(self._store.write_call(record), timeout), None
+        except (StoreError, TimeoutError) as e:
+            return 0, str(e) or f"timed out after {timeout:g}s"
+        except Exception as e:  # whatever else a store does wrong, the record is kept for another try
+            logger.exception("end-of-call write raised", extra={"conversation_id": record.conversation_id})
+            return 0, f"{type(e).__name__}: {e}"
+
+    async def _keep_unsaved(self, record: CallRecord, error: str, requests: int) -> tuple[int, str | None]:
+        """The write failed: keep the record where a replay finds it, or say loudly what is at risk."""
+        journal = self._journal
+        assert journal is not None
+        cid = record.conversation_id
+        if journal.state != "written":
+            journal.rescue(self._rescue_dirs)
+        if journal.state == "written":
+            logger.error(
+                "conversation NOT saved, journal kept for replay (%s): %s",
+                journal.path,
+                error,
+                extra={"conversation_id": cid},
+            )
+            return requests, error
+        at_risk = (
+            f"{len(record.messages)} messages, {len(record.tool_calls)} tool calls, its status and outcome; "
+            f"journal {journal.state}: {journal.at_risk}"
+        )
+        logger.error(
+            "RECORD AT RISK: conversation %s NOT saved (%s) and no journal could be kept (%s); held in memory "
+            "(%s), retrying the write for %gs before this process exits",
+            cid,
+            error,
+            journal.failed,
+            at_risk,
+            self._retry_timeout,
+            extra={"conversation_id": cid},
+        )
+        with contextlib.suppress(StoreError, TimeoutError):
+            await asyncio.wait_for(
+                self._store.mark_incomplete(record, f"worker could not save the record or its journal: {error}"),
+                min(self._flush_timeout, 2.0),
+            )
+        retry_until = time.monotonic() + self._retry_timeout
+        pause = 0.25
+        while (left := retry_until - time.monotonic()) > 0:
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 2.0)
+            requests, error = await self._write(record, max(0.05, min(self._flush_timeout, left)))
+            if error is None:
+                logger.warning("conversation saved on a retry of the final write", extra={"conversation_id": cid})
+                journal.archive()
+                return requests, None
+        logger.error(
+            "RECORD LOST: conversation %s could not be saved (%s); lost unless a partial journal remains: %s",
+            cid,
+            error,
+            at_risk,
+            extra={"conversation_id": cid},
+        )
+        return requests, error
 
     # -- reading past calls ---------------------------------------------------------------
 

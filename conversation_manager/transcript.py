@@ -100,6 +100,12 @@ class CallTranscript:
     last_ts: float = 0.0
     ended: bool = False
     next_seq: int = 0
+    events: int = 0
+    """Events applied: how far along the record is (`record_events`); a journal's prefix has fewer."""
+    failures: list[Row] = field(default_factory=list)
+    """Unrecoverable LLM/STT/TTS errors and an error-closed session, in order."""
+    unserved: bool = False
+    """The last failure left the caller without a reply (no agent reply since, or the session closed)."""
 
     @property
     def conversation_id(self) -> str:
@@ -114,6 +120,7 @@ class CallTranscript:
 
     def apply(self, event: Event) -> None:
         kind = event["type"]
+        self.events += 1
         self.last_ts = max(self.last_ts, float(event.get("ts", 0.0)))
         if kind == "start":
             self.conversation = dict(event["conversation"])
@@ -124,6 +131,8 @@ class CallTranscript:
             row = event["row"]
             self.messages.append(row)
             self.next_seq = max(self.next_seq, row["seq"] + 1)
+            if row["role"] == "assistant" and self.unserved and not any(f.get("fatal") for f in self.failures):
+                self.unserved = False
         elif kind == "tool_call":
             self.tool_calls.append(event["row"])
             self.next_seq = max(self.next_seq, event["row"]["seq"] + 1)
@@ -157,9 +166,12 @@ class CallTranscript:
             given = CallerDetails(event.get("name"), event.get("phone"), event.get("email"))
             self.explicit = given.merged_over(self.explicit)
         elif kind == "conversation":
-            fields: dict[str, Any] = event["fields"]
+            fields: dict[str, Any] = dict(event["fields"])  # the event itself is journaled as it is
             metadata = {**self.conversation.get("metadata", {}), **fields.pop("metadata", {})}
             self.conversation.update(fields, metadata=metadata)
+        elif kind == "failure":
+            self.failures.append({k: event.get(k) for k in ("kind", "error", "fatal", "ts")})
+            self.unserved = True
         elif kind == "end":
             self.ended = True
             self.conversation["status"] = event["status"]
@@ -177,6 +189,21 @@ class CallTranscript:
         self.extracted_upto = len(self.messages)
         return self.explicit.merged_over(self.extracted)
 
+    def _failure(self) -> Row:
+        """`metadata.failure`: what failed (the last failure's kind and error type) and how often."""
+        if not self.failures:
+            return {}
+        last = self.failures[-1]
+        return {
+            "failure": {
+                "kind": last["kind"],
+                "error": last["error"],
+                "count": len(self.failures),
+                "session_closed": any(f.get("fatal") for f in self.failures),
+                "caller_unserved": self.unserved,
+            }
+        }
+
     def to_record(self) -> CallRecord:
         """The rows to write; a call that never ended is written as `abandoned`."""
         caller = self.caller
@@ -192,6 +219,7 @@ class CallTranscript:
                 **self.conversation.get("metadata", {}),
                 "effects": list(self.effects),
                 **language_metadata(self.language_changes),
+                **self._failure(),
             },
             "ended_at": iso(self.last_ts),
             "duration_seconds": round(max(0.0, self.last_ts - self.started_ts), 3),
@@ -200,6 +228,7 @@ class CallTranscript:
             "user_phone": caller.phone,
             "user_email": caller.email,
             **latency_summary(self.messages, self.slow_turn_ms),
+            "record_events": self.events,
         }
         cid = self.conversation_id
         return CallRecord(

@@ -32,6 +32,8 @@ CONVERSATION_COLUMNS = (
     "latency_max_ms",
     "slow_turns",
     "metadata",
+    "record_events",
+    "record_complete",
 )
 MESSAGE_COLUMNS = (
     "conversation_id",
@@ -73,6 +75,8 @@ AGENT_RUN_COLUMNS = (
 )
 JSON_COLUMNS = frozenset({"metadata", "arguments"})
 STATUSES = ("active", "completed", "failed", "abandoned")
+STATUS_RANK = {"active": 0, "abandoned": 1, "completed": 2, "failed": 2}
+"""How far along a call a status says it got: a write never lowers it (0006_record_integrity.sql)."""
 
 
 class StoreError(Exception):
@@ -91,6 +95,36 @@ class CallRecord:
     @property
     def conversation_id(self) -> str:
         return str(self.conversation["conversation_id"])
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """How far along the stored record of a call is (the columns of 0006_record_integrity.sql)."""
+
+    events: int
+    complete: bool
+    status: str
+    message_count: int
+
+    @classmethod
+    def of(cls, row: Row) -> RecordState:
+        return cls(
+            events=int(row.get("record_events") or 0),
+            complete=bool(row.get("record_complete", True)),
+            status=str(row.get("status") or "active"),
+            message_count=int(row.get("message_count") or 0),
+        )
+
+    def moves_back(self, incoming: RecordState) -> bool:
+        """Would writing `incoming` over this lose something? The rule both stores enforce in the
+        database (a trigger) for every writer: fewer events, fewer messages or an earlier status
+        never replace more, and an as-far incomplete write never replaces a whole one."""
+        return (
+            incoming.events < self.events
+            or incoming.message_count < self.message_count
+            or STATUS_RANK.get(incoming.status, 0) < STATUS_RANK.get(self.status, 0)
+            or (incoming.events == self.events > 0 and self.complete and not incoming.complete)
+        )
 
 
 @dataclass
@@ -142,7 +176,22 @@ class ConversationStore(abc.ABC):
 
     @abc.abstractmethod
     async def write_call(self, record: CallRecord) -> int:
-        """Write a whole call in bulk; returns the number of requests/statements it took."""
+        """Write a whole call in bulk; returns the number of requests/statements it took.
+
+        Never moves a stored record backwards (`RecordState.moves_back`): when the stored row is
+        further along, only the messages and tool calls it lacks are added (a stored one is
+        never overwritten) and its row and agent runs stay. While the rows of a write are on
+        their way the row says `record_complete = false`, so a write cut half-way is visible.
+        """
+
+    @abc.abstractmethod
+    async def record_state(self, conversation_id: str) -> RecordState | None:
+        """How far along the stored record is; None when no row exists."""
+
+    @abc.abstractmethod
+    async def mark_incomplete(self, record: CallRecord, reason: str) -> None:
+        """Say on the row that the worker held `record` (more than is stored) and why it may be
+        lost: `record_complete = false`, `metadata.record_at_risk = reason`. Never moves it back."""
 
     @abc.abstractmethod
     async def list_conversations(

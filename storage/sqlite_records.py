@@ -19,6 +19,7 @@ from storage.records import (
     CallRecord,
     ConversationDetail,
     ConversationStore,
+    RecordState,
     Report,
     Row,
     StatusStats,
@@ -28,18 +29,36 @@ from storage.records import (
 )
 
 SCHEMA = Path(__file__).with_name("sqlite_schema.sql")
-BOOL_COLUMNS = frozenset({"interrupted", "is_error"})
+BOOL_COLUMNS = frozenset({"interrupted", "is_error", "record_complete"})
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (table, column, definition): columns later migrations added, for files made before them
+    ("conversations", "record_events", "integer not null default 0 check (record_events >= 0)"),
+    ("conversations", "record_complete", "integer not null default 1"),
+)
 
 
-async def open_sqlite(path: Path, schema: Path, *, timeout: float) -> aiosqlite.Connection:
+async def open_sqlite(
+    path: Path, schema: Path, *, timeout: float, added_columns: tuple[tuple[str, str, str], ...] = ()
+) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, timeout=timeout)
     db.row_factory = aiosqlite.Row
     await db.execute("pragma journal_mode = wal")
     await db.execute("pragma foreign_keys = on")
+    await _add_missing_columns(db, added_columns)
     await db.executescript(schema.read_text())
     await db.commit()
     return db
+
+
+async def _add_missing_columns(db: aiosqlite.Connection, added: tuple[tuple[str, str, str], ...]) -> None:
+    """An embedded file made by an older version gets the columns added since (`create table if
+    not exists` leaves an existing table as it was)."""
+    for table, column, definition in added:
+        async with db.execute(f"pragma table_info({table})") as cursor:
+            present = {row["name"] for row in await cursor.fetchall()}
+        if present and column not in present:
+            await db.execute(f"alter table {table} add column {column} {definition}")
 
 
 def to_sql(value: Any, column: str) -> Any:
@@ -77,7 +96,7 @@ class SQLiteConversationStore(ConversationStore):
 
     @classmethod
     async def open(cls, path: Path, *, timeout: float = 5.0) -> SQLiteConversationStore:
-        return cls(await open_sqlite(path, SCHEMA, timeout=timeout))
+        return cls(await open_sqlite(path, SCHEMA, timeout=timeout, added_columns=ADDED_COLUMNS))
 
     async def _upsert(
         self,
@@ -105,17 +124,47 @@ class SQLiteConversationStore(ConversationStore):
             await self._db.rollback()
             raise StoreError(f"upsert conversation: {e}") from e
 
+    async def _upsert_conversation(self, row: Row) -> bool:
+        """Upsert one conversation row; False when the stored row is further along (the
+        schema's trigger kept it)."""
+        picked = pick(row, CONVERSATION_COLUMNS)
+        sql = upsert_statement("conversations", list(picked), "conversation_id")
+        cursor = await self._db.execute(sql, [to_sql(v, c) for c, v in picked.items()])
+        return cursor.rowcount > 0
+
     async def write_call(self, record: CallRecord) -> int:
+        # One transaction: the record is whole or absent, so it is complete as it lands.
         try:
-            await self._upsert("conversations", [record.conversation], CONVERSATION_COLUMNS, "conversation_id")
-            await self._upsert("agent_runs", record.agent_runs, AGENT_RUN_COLUMNS, "run_id")
-            await self._upsert("messages", record.messages, MESSAGE_COLUMNS, "conversation_id, seq")
-            await self._upsert("tool_calls", record.tool_calls, TOOL_CALL_COLUMNS, "conversation_id, seq")
+            applied = await self._upsert_conversation({**record.conversation, "record_complete": True})
+            if applied:
+                await self._upsert("agent_runs", record.agent_runs, AGENT_RUN_COLUMNS, "run_id")
+            await self._upsert(
+                "messages", record.messages, MESSAGE_COLUMNS, "conversation_id, seq", ignore_duplicates=True
+            )
+            await self._upsert(
+                "tool_calls", record.tool_calls, TOOL_CALL_COLUMNS, "conversation_id, seq", ignore_duplicates=True
+            )
             await self._db.commit()
         except sqlite3.Error as e:
             await self._db.rollback()
             raise StoreError(f"write call {record.conversation_id}: {e}") from e
         return 1
+
+    async def record_state(self, conversation_id: str) -> RecordState | None:
+        found = await self._select(
+            "select record_events, record_complete, status, message_count from conversations where conversation_id = ?",
+            [conversation_id],
+        )
+        return RecordState.of(found[0]) if found else None
+
+    async def mark_incomplete(self, record: CallRecord, reason: str) -> None:
+        metadata = {**record.conversation.get("metadata", {}), "record_at_risk": reason}
+        try:
+            await self._upsert_conversation({**record.conversation, "record_complete": False, "metadata": metadata})
+            await self._db.commit()
+        except sqlite3.Error as e:
+            await self._db.rollback()
+            raise StoreError(f"mark {record.conversation_id} incomplete: {e}") from e
 
     async def _select(self, sql: str, params: list[Any]) -> list[Row]:
         try:

@@ -24,11 +24,26 @@ create table if not exists conversations (
     latency_max_ms       real,
     slow_turns           integer,
     metadata             text not null default '{}',
-    updated_at           text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    updated_at           text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    record_events        integer not null default 0 check (record_events >= 0),
+    record_complete      integer not null default 1
 );
 create trigger if not exists conversations_set_updated_at after update on conversations
     for each row when new.updated_at = old.updated_at begin
         update conversations set updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') where id = new.id;
+    end;
+-- sql/migrations/0006_record_integrity.sql: a record write never moves a record backwards.
+create trigger if not exists conversations_keep_the_further_record before update on conversations
+    for each row
+    when (new.record_events is not old.record_events or new.record_complete is not old.record_complete)
+     and (new.record_events < old.record_events
+          or new.message_count < old.message_count
+          or (case new.status when 'active' then 0 when 'abandoned' then 1 else 2 end)
+             < (case old.status when 'active' then 0 when 'abandoned' then 1 else 2 end)
+          or (new.record_events = old.record_events and old.record_events > 0
+              and old.record_complete and not new.record_complete))
+    begin
+        select raise(ignore);
     end;
 create index if not exists conversations_started_at_idx on conversations (started_at desc);
 create index if not exists conversations_status_idx on conversations (status, started_at desc);

@@ -16,6 +16,7 @@ from storage.records import (
     CallRecord,
     ConversationDetail,
     ConversationStore,
+    RecordState,
     Report,
     Row,
     StatusStats,
@@ -52,19 +53,50 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
             "conversations", [pick(row, CONVERSATION_COLUMNS)], "conversation_id", ignore_duplicates=True
         )
 
+    async def _upsert_conversation(self, row: Row) -> bool:
+        """Upsert one conversation row; False when the stored row is further along (the
+        0006 trigger kept it, so nothing came back)."""
+        query = self._client.table("conversations").upsert(
+            pick(row, CONVERSATION_COLUMNS), on_conflict="conversation_id", returning=ReturnMethod.representation
+        )
+        result = await self._call("upsert conversations", query.execute())
+        return bool(result.data)
+
     async def write_call(self, record: CallRecord) -> int:
-        # The conversation row goes first: the other tables reference it.
-        requests = await self._upsert(
-            "conversations", [pick(record.conversation, CONVERSATION_COLUMNS)], "conversation_id"
-        )
-        requests += await self._upsert("agent_runs", [pick(r, AGENT_RUN_COLUMNS) for r in record.agent_runs], "run_id")
-        requests += await self._upsert(
-            "messages", [pick(r, MESSAGE_COLUMNS) for r in record.messages], "conversation_id,seq"
-        )
-        requests += await self._upsert(
-            "tool_calls", [pick(r, TOOL_CALL_COLUMNS) for r in record.tool_calls], "conversation_id,seq"
-        )
+        # The conversation row goes first (the other tables reference it), saying the record is
+        # on its way; the last request says it is whole.
+        applied = await self._upsert_conversation({**record.conversation, "record_complete": False})
+        requests = 1
+        if applied:
+            runs = [pick(r, AGENT_RUN_COLUMNS) for r in record.agent_runs]
+            requests += await self._upsert("agent_runs", runs, "run_id")
+        messages = [pick(r, MESSAGE_COLUMNS) for r in record.messages]
+        requests += await self._upsert("messages", messages, "conversation_id,seq", ignore_duplicates=True)
+        tool_calls = [pick(r, TOOL_CALL_COLUMNS) for r in record.tool_calls]
+        requests += await self._upsert("tool_calls", tool_calls, "conversation_id,seq", ignore_duplicates=True)
+        if applied:
+            query = (
+                self._client.table("conversations")
+                .update({"record_complete": True}, returning=ReturnMethod.minimal)
+                .eq("conversation_id", record.conversation_id)
+                .eq("record_events", int(record.conversation.get("record_events") or 0))
+            )
+            await self._call("complete conversation", query.execute())
+            requests += 1
         return requests
+
+    async def record_state(self, conversation_id: str) -> RecordState | None:
+        query = (
+            self._client.table("conversations")
+            .select("record_events,record_complete,status,message_count")
+            .eq("conversation_id", conversation_id)
+        )
+        found = (await self._call("read record state", query.execute())).data
+        return RecordState.of(found[0]) if found else None
+
+    async def mark_incomplete(self, record: CallRecord, reason: str) -> None:
+        metadata = {**record.conversation.get("metadata", {}), "record_at_risk": reason}
+        await self._upsert_conversation({**record.conversation, "record_complete": False, "metadata": metadata})
 
     async def list_conversations(
         self,
