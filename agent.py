@@ -21,6 +21,7 @@ from livekit.plugins import openai
 import prompts
 from calls import Call, open_call
 from conversation_manager import replay_pending
+from conversation_manager.journal_volume import warn_if_volatile
 from conversation_manager.manager import new_conversation_id
 from desk import phrases
 from settings import Mode, Settings, load_or_exit
@@ -128,6 +129,7 @@ def replay_in_background(settings: Settings) -> threading.Thread:
                 settings.journal_dir,
                 timeout=settings.flush_timeout,
                 retention_days=settings.journal_retention_days,
+                also=(settings.journal_fallback_dir,),
             )
         finally:
             await store.aclose()
@@ -188,6 +190,7 @@ def main(argv: list[str]) -> None:
     if settings.log_level:
         # LiveKit's CLI sets up logging (JSON lines in `start`, readable text in `dev`).
         os.environ["LIVEKIT_LOG_LEVEL"] = settings.log_level
+    warn_if_volatile(settings.journal_dir)
     replay_in_background(settings)
     cli.run_app(build_server(settings))
 

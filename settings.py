@@ -91,6 +91,9 @@ class Settings:
     journal_retention_days: float = 14.0
     single_machine: bool = False
     """`start` with the embedded SQLite store: only when one machine runs every worker."""
+    journal_fallback_dir: Path = Path("/var/tmp/call-agent-journal")
+    """Where a call whose journal disk failed writes its whole journal at the end if the store
+    cannot take the record (README "Recovery"); replay reads it too."""
     # Tavus avatar
     tavus_api_key: str = field(default="", repr=False)
     tavus_face_id: str | None = None
@@ -128,6 +131,12 @@ class Settings:
     slow_turn_ms: float = 2000.0
     log_level: str | None = None
     """None keeps LiveKit's default: DEBUG in dev and console, INFO in start."""
+
+    @property
+    def record_retry_timeout(self) -> float:
+        """What the shutdown window leaves after the summary and the first write (less a 2 s margin):
+        the time a record with no journal anywhere gets for retries before the process exits."""
+        return max(0.0, self.session_end_timeout - self.summary_timeout - self.flush_timeout - 2.0)
 
     @property
     def uses_supabase(self) -> bool:
@@ -190,6 +199,7 @@ class Settings:
             journal_dir=Path(reader.text("JOURNAL_DIR")) if reader.text("JOURNAL_DIR") else data_dir / "journal",
             journal_retention_days=reader.number("JOURNAL_RETENTION_DAYS", cls.journal_retention_days),
             single_machine=reader.flag("SINGLE_MACHINE_DEPLOYMENT"),
+            journal_fallback_dir=Path(reader.text("JOURNAL_FALLBACK_DIR") or cls.journal_fallback_dir),
             tavus_api_key=reader.text("TAVUS_API_KEY"),
             tavus_face_id=reader.text("TAVUS_FACE_ID") or reader.text("TAVUS_REPLICA_ID") or None,
             tavus_pal_id=reader.text("TAVUS_PAL_ID") or reader.text("TAVUS_PERSONA_ID") or None,

@@ -48,7 +48,7 @@ async def cmd_list(store: ConversationStore, args: argparse.Namespace, settings:
         [
             [
                 r["conversation_id"],
-                r["status"],
+                r["status"] + ("" if r.get("record_complete", True) else " INCOMPLETE"),
                 _short_time(r["started_at"]),
                 r["duration_seconds"],
                 r["message_count"],
@@ -94,6 +94,9 @@ async def cmd_show(store: ConversationStore, args: argparse.Namespace, settings:
         return 0
     c = detail.conversation
     out.write(f"conversation {c['conversation_id']}  room {c['room_name']}  status {c['status']}\n")
+    if not c.get("record_complete", True):
+        why = (c.get("metadata") or {}).get("record_at_risk") or "its write was cut before every row landed"
+        out.write(f"RECORD INCOMPLETE: {why}; `replay` completes it if a journal remains\n")
     out.write(
         f"started {_short_time(c['started_at'])}  ended {_short_time(c['ended_at'])}  "
         f"duration {c['duration_seconds']}s  messages {c['message_count']}\n"
@@ -183,6 +186,7 @@ async def cmd_replay(store: ConversationStore, args: argparse.Namespace, setting
         settings.journal_dir,
         timeout=settings.flush_timeout,
         retention_days=settings.journal_retention_days,
+        also=(settings.journal_fallback_dir,),
     )
     if args.json:
         json.dump(dataclasses.asdict(report), out, indent=2)

@@ -9,7 +9,10 @@ from typing import Any, NamedTuple
 from livekit.agents import AgentSession
 from livekit.agents.metrics.usage import LLMModelUsage
 from livekit.agents.voice.events import (
+    CloseEvent,
+    CloseReason,
     ConversationItemAddedEvent,
+    ErrorEvent,
     FunctionToolsExecutedEvent,
     SessionUsageUpdatedEvent,
 )
@@ -112,6 +115,26 @@ def attach(
         llm = [u for u in ev.usage.model_usage if isinstance(u, LLMModelUsage)]
         manager.runs.session_usage(sum(u.input_tokens for u in llm), sum(u.output_tokens for u in llm))
 
+    def on_error(ev: ErrorEvent) -> None:
+        # Recoverable errors are retried by LiveKit, unnoticed; an unrecoverable one cost the caller a reply.
+        error = ev.error
+        if getattr(error, "recoverable", True):
+            return
+        manager.note_failure(str(getattr(error, "type", "session_error")), _error_kind(error))
+
+    def on_close(ev: CloseEvent) -> None:
+        if ev.reason == CloseReason.ERROR:
+            kind = ev.error.type if ev.error is not None else "session_error"
+            manager.note_failure(kind, _error_kind(ev.error), fatal=True)
+
+    session.on("error", on_error)
+    session.on("close", on_close)
     session.on("conversation_item_added", on_item)
     session.on("session_usage_updated", on_usage)
     session.on("function_tools_executed", on_tools)
+
+
+def _error_kind(error: Any) -> str:
+    """The failing exception's type name (its message can quote the caller, so it stays out)."""
+    inner = getattr(error, "error", None)
+    return type(inner).__name__ if isinstance(inner, BaseException) else "unknown"

@@ -80,6 +80,13 @@ def reason(value: object) -> str:
     return text
 
 
+def confirmation(value: object) -> bool:
+    """A JSON boolean and nothing else: "t", "yes", 1 or a repaired fragment is not a caller's yes."""
+    if value is True or value is False:
+        return value
+    raise DeskError("confirmation_not_boolean")
+
+
 def date(value: object) -> dt.date:
     """An ISO date, YYYY-MM-DD (Arabic-Indic digits allowed)."""
     text = ascii_digits(_text(value, MAX_DATE, "date_invalid"))

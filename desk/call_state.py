@@ -179,6 +179,9 @@ class CallState:
     contact_email: str | None = None
     callback_id: str | None = None
 
+    broken_calls: set[str] = field(default_factory=set)
+    """Tool calls whose arguments the model sent as broken JSON (LiveKit repairs it): refused, never run."""
+
     _last_user_message: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

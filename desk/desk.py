@@ -389,8 +389,8 @@ class AppointmentDesk:
         self.state.propose("cancel", appointment=appointment)
         return self.phrases.line("confirm_cancel", when=self.when(appointment.slot.starts_at))
 
-    async def confirm(self, confirmed: bool) -> str:
-        if not confirmed:
+    async def confirm(self, confirmed: object) -> str:
+        if not arguments.confirmation(confirmed):
             self.state.decline_pending()
             return self.phrases.line("change_declined")
         customer = self.state.require_customer()

@@ -31,6 +31,8 @@ from livekit import api
 from livekit.agents import Agent, ModelSettings, RunContext, get_job_context, llm
 from livekit.agents.llm import ToolError, Toolset, function_tool
 from livekit.agents.voice.generation import INSTRUCTIONS_MESSAGE_ID
+from pydantic import StrictBool
+from pydantic_core import from_json
 
 import prompts
 from desk.call_state import DeskError
@@ -94,6 +96,19 @@ TRANSFER_RINGING_TIMEOUT = 30
 """Seconds the human's phone may ring before the transfer fails (LiveKit's default, pinned here)."""
 
 
+def strict_json_object(arguments: str) -> bool:
+    """Are these tool-call arguments a JSON object as sent (empty counts as `{}`), no repair needed?"""
+    if not arguments.strip():
+        return True
+    try:
+        value = from_json(arguments)
+        if isinstance(value, str):  # double-encoded by some providers: one more strict pass
+            value = from_json(value)
+    except ValueError:
+        return False
+    return value is None or isinstance(value, dict)
+
+
 async def transfer_sip_participant(participant_identity: str, destination: str) -> None:
     """Cold-transfer the SIP caller of this job's room (LiveKit SIP API). The caller hears a dial
     tone while the human's phone rings, never silence; the request's own timeout (ring window
@@ -116,6 +131,14 @@ class _DeskToolset(Toolset):
     def __init__(self, desk: AppointmentDesk, *, id: str) -> None:
         self.desk = desk
         super().__init__(id=id)
+
+    def _refuse_broken(self, context: RunContext) -> None:
+        """First line of every tool: a call whose JSON the model broke (LiveKit repaired it into
+        something, e.g. `{"zip_code": "941` into "941") is refused before it can count as an
+        attempt or change anything; the message tells the model to call again."""
+        call = getattr(context, "function_call", None)  # a RunContext always has one; a direct call may not
+        if call is not None and call.call_id in self.desk.state.broken_calls:
+            raise ToolError(self.desk.phrases.line("arguments_broken"))
 
     @asynccontextmanager
     async def _step(self, context: RunContext | None, acknowledgement: str | None = None) -> AsyncIterator[None]:
@@ -175,6 +198,7 @@ class VerificationTools(_DeskToolset):
         Args:
             zip_code: The ZIP code as the caller said it, e.g. "12345".
         """
+        self._refuse_broken(context)
         # The result and the handover go together: a barge-in must not cut the caller off from
         # hearing it. Already interrupted: the caller is speaking (maybe correcting the code),
         # so no attempt is counted.
@@ -194,6 +218,7 @@ class VerificationTools(_DeskToolset):
         Args:
             phone: The phone number registered with us, as the caller said it, e.g. "0991 234 567".
         """
+        self._refuse_broken(context)
         async with self._step(None):
             return self.desk.provide_phone(phone)
 
@@ -213,6 +238,7 @@ class ContactTools(_DeskToolset):
             phone: A phone number to reach the caller on, or "" if not given.
             email: An email address, or "" if not given.
         """
+        self._refuse_broken(context)
         async with self._step(None):
             return self.desk.save_details(name, phone, email)
 
@@ -224,6 +250,7 @@ class ContactTools(_DeskToolset):
         Args:
             reason: What the caller needs, in one short sentence.
         """
+        self._refuse_broken(context)
         return await self._run(context, "ack_saving", lambda: self.desk.request_callback(reason))
 
     @function_tool
@@ -234,6 +261,7 @@ class ContactTools(_DeskToolset):
         Args:
             reason: Why the caller needs a human, in one short sentence.
         """
+        self._refuse_broken(context)
         desk = self.desk
         if desk.escalation_target() is None:
             return await self._run(context, "ack_saving", lambda: desk.transfer(reason))
@@ -253,6 +281,7 @@ class AppointmentTools(_DeskToolset):
     @function_tool
     async def list_appointments(self, context: RunContext) -> str:
         """List the verified caller's upcoming appointments, each with a reference like "A1"."""
+        self._refuse_broken(context)
         return await self._run(context, "ack_appointments", self.desk.list_appointments)
 
     @function_tool
@@ -270,6 +299,7 @@ class AppointmentTools(_DeskToolset):
             to_date: Last day, YYYY-MM-DD; the same as from_date for a single day (at most 14 days).
             part_of_day: "morning", "afternoon", "evening", or "any".
         """
+        self._refuse_broken(context)
         return await self._run(context, "ack_slots", lambda: self.desk.list_slots(from_date, to_date, part_of_day))
 
     @function_tool
@@ -280,6 +310,7 @@ class AppointmentTools(_DeskToolset):
         Args:
             slot_ref: The slot reference from list_available_slots, e.g. "S2".
         """
+        self._refuse_broken(context)
         return await self._run(context, "ack_change", lambda: self.desk.propose_booking(slot_ref))
 
     @function_tool
@@ -291,6 +322,7 @@ class AppointmentTools(_DeskToolset):
             appointment_ref: The appointment reference from list_appointments, e.g. "A1".
             slot_ref: The new slot's reference from list_available_slots, e.g. "S3".
         """
+        self._refuse_broken(context)
         return await self._run(context, "ack_change", lambda: self.desk.propose_reschedule(appointment_ref, slot_ref))
 
     @function_tool
@@ -301,11 +333,12 @@ class AppointmentTools(_DeskToolset):
         Args:
             appointment_ref: The appointment reference from list_appointments, e.g. "A1".
         """
+        self._refuse_broken(context)
         async with self._step(None):
             return self.desk.propose_cancel(appointment_ref)
 
     @function_tool
-    async def confirm_pending_change(self, context: RunContext, confirmed: bool) -> str:
+    async def confirm_pending_change(self, context: RunContext, confirmed: StrictBool) -> str:
         """Carry out (confirmed=true) or drop (confirmed=false) the change you proposed, after the
         caller answered your confirmation question in a new turn. Never in the same turn as the
         proposal, and never without a clear answer from the caller.
@@ -313,6 +346,7 @@ class AppointmentTools(_DeskToolset):
         Args:
             confirmed: True only if the caller clearly said yes; false if they said no or hesitated.
         """
+        self._refuse_broken(context)
         if confirmed:
             # The write and its answer go together: a barge-in must not cut the caller off
             # from hearing whether it happened. Already interrupted: the caller is speaking
@@ -388,8 +422,9 @@ class _DeskAgent(Agent):
             await self.update_instructions(self._instructions_in(language))
 
     async def _watch_proposals(self, stream: Any, desk: AppointmentDesk, follow: str | None) -> AsyncIterator[Any]:
-        """Mark a proposal as soon as the model asks for one, before any tool runs, so that a
-        confirmation in the same step (parallel calls, any order) is refused.
+        """Before any tool runs: mark a proposal as soon as the model asks for one, so that a
+        confirmation in the same step (parallel calls, any order) is refused; and note calls
+        whose arguments are not valid JSON (LiveKit would repair and run them), so they are refused.
 
         `follow`: the call's new language, for the agent's instructions from now on."""
         if follow is not None:
@@ -397,7 +432,12 @@ class _DeskAgent(Agent):
         try:
             async for chunk in stream:
                 delta = chunk.delta if isinstance(chunk, llm.ChatChunk) else None
-                if delta is not None and any(c.name in PROPOSAL_TOOLS for c in delta.tool_calls or ()):
+                calls = delta.tool_calls or () if delta is not None else ()
+                for call in calls:
+                    if not strict_json_object(call.arguments):
+                        desk.state.broken_calls.add(call.call_id)
+                        logger.warning("tool call %s with broken JSON arguments refused", call.name)
+                if any(c.name in PROPOSAL_TOOLS for c in calls):
                     desk.state.begin_proposal()
                 yield chunk
         finally:
