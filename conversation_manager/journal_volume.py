@@ -19,9 +19,7 @@ MOUNTS = Path("/proc/self/mounts")
 
 def filesystem_of(directory: Path, mounts: Path = MOUNTS) -> str | None:
     """The type of the filesystem `directory` is (or would be created) on; None if unknown."""
-    path = directory.resolve()
-    while not path.exists() and path != path.parent:
-        path = path.parent
+    path = directory.resolve()  # a part not created yet lies on the mount of its longest existing prefix
     try:
         lines = mounts.read_text().splitlines()
     except OSError:

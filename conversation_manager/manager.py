@@ -419,11 +419,6 @@ class ConversationManager:
             self._retry_timeout,
             extra={"conversation_id": cid},
         )
-        with contextlib.suppress(StoreError, TimeoutError):
-            await asyncio.wait_for(
-                self._store.mark_incomplete(record, f"worker could not save the record or its journal: {error}"),
-                min(self._flush_timeout, 2.0),
-            )
         retry_until = time.monotonic() + self._retry_timeout
         pause = 0.25
         while (left := retry_until - time.monotonic()) > 0:
@@ -434,6 +429,12 @@ class ConversationManager:
                 logger.warning("conversation saved on a retry of the final write", extra={"conversation_id": cid})
                 journal.archive()
                 return requests, None
+        # After the retries (each rewrites the row): the row says what is missing, if the store answers.
+        with contextlib.suppress(StoreError, TimeoutError):
+            await asyncio.wait_for(
+                self._store.mark_incomplete(record, f"worker could not save the record or its journal: {error}"),
+                min(self._flush_timeout, 2.0),
+            )
         logger.error(
             "RECORD LOST: conversation %s could not be saved (%s); lost unless a partial journal remains: %s",
             cid,

@@ -34,10 +34,12 @@ PAGE_ROWS = 1000
 
 
 class SupabaseConversationStore(SupabaseBackend, ConversationStore):
+    chunk_rows = CHUNK_ROWS
+
     async def _upsert(self, table: str, rows: list[Row], on_conflict: str, *, ignore_duplicates: bool = False) -> int:
         requests = 0
-        for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows[start : start + CHUNK_ROWS]
+        for start in range(0, len(rows), self.chunk_rows):
+            chunk = rows[start : start + self.chunk_rows]
             query = self._client.table(table).upsert(
                 chunk,
                 on_conflict=on_conflict,
