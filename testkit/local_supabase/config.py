@@ -162,6 +162,10 @@ def render_postgrest_conf(
     )
 
 
+GATEWAY_CONNECTIONS = 8192
+GATEWAY_OPEN_FILES = 2 * GATEWAY_CONNECTIONS
+
+
 def render_nginx_conf(*, prefix: Path, logs: Path, keys: Sequence[str], postgrest_port: int, gateway_port: int) -> str:
     """A Kong-like gateway: checks the `apikey` header against the stack's keys, serves PostgREST
     at /rest/v1/ (what supabase-py talks to)."""
@@ -178,9 +182,12 @@ daemon off;
 worker_processes 1;
 pid {prefix / "nginx.pid"};
 error_log {logs / "nginx_error.log"} warn;
+# Room for 1,000 calls ending at once (bench/load.py --calls 1000): each holds a client
+# connection per store, and each request in flight an upstream one to PostgREST.
+worker_rlimit_nofile {GATEWAY_OPEN_FILES};
 
 events {{
-    worker_connections 1024;
+    worker_connections {GATEWAY_CONNECTIONS};
 }}
 
 http {{
