@@ -9,9 +9,11 @@ an LLM endpoint nobody answers. Rows are checked in both stores where they are w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -29,7 +31,8 @@ from conversation_manager.journal import journal_path, pending_journals, read_ev
 from conversation_manager.journal_volume import filesystem_of, volatile_journal_warning
 from conversation_manager.session_events import attach
 from conversation_manager.transcript import CallTranscript
-from storage.records import ConversationStore
+from storage.records import ConversationStore, RecordState
+from storage.sqlite_records import SQLiteConversationStore
 from storage.supabase_records import SupabaseConversationStore
 from testkit.faulty_http import after, faulty_store, writes_to
 from testkit.local_supabase import Stack
@@ -347,3 +350,33 @@ def test_the_journal_volume_is_read_from_the_mount_table(tmp_path: Path) -> None
     assert filesystem_of(Path("/srv/journal"), mounts) == "ext4"
     assert volatile_journal_warning(Path("/run/agent/journal"), mounts) is not None
     assert volatile_journal_warning(Path("/var/lib/agent/journal"), mounts) is None
+
+
+@pytest.mark.asyncio
+async def test_an_embedded_file_from_before_0006_gets_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    schema = Path(__file__).resolve().parent.parent / "storage" / "sqlite_schema.sql"
+    before = "\n".join(
+        line.replace("(strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),", "(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))")
+        for line in schema.read_text().split("-- sql/migrations/0006")[0].splitlines()
+        if "record_events" not in line and "record_complete" not in line
+    )
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(before)
+        db.execute(
+            "insert into conversations (conversation_id, room_name, status, started_at, message_count) "
+            "values ('old-call', 'room', 'completed', '2026-01-01T00:00:00+00:00', 4)"
+        )
+        db.commit()
+    store = await SQLiteConversationStore.open(path)
+    try:
+        assert await store.record_state("old-call") == RecordState(0, True, "completed", 4)
+        manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+        await manager.start_conversation("old-call", "room", "caller")
+        manager.add_message_to_local_transcript("user", "hello")
+        await manager.journal.seal()  # type: ignore[union-attr]
+        manager.journal.release()  # type: ignore[union-attr]  # the worker died here
+        report = await replay_pending(store, tmp_path / "journal")
+        assert report.superseded == ["old-call"], "an abandoned prefix never replaces a completed call"
+    finally:
+        await store.aclose()

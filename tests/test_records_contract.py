@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from storage.records import CallRecord, ConversationStore
+from storage.records import CallRecord, ConversationStore, RecordState
 from testkit.local_supabase import Stack
 from testkit.record_stores import BACKENDS, open_store, same_instant, without_ids
 
@@ -272,3 +272,40 @@ async def test_updated_at_moves_when_the_row_changes(store: ConversationStore) -
     await store.write_call(record("c-main"))
     after = (await store.list_conversations())[0]["updated_at"]
     assert str(after) != str(before)
+
+
+@pytest.mark.asyncio
+async def test_the_record_state_and_the_incomplete_mark(store: ConversationStore) -> None:
+    """0006_record_integrity: how far along a stored record is, and a mark that only a write
+    as far along takes back."""
+    whole = record("c-main", messages=3)
+    whole.conversation["record_events"] = 7
+    assert await store.record_state("c-main") is None
+    await store.mark_incomplete(whole, "worker could not save the record or its journal: 502")
+    assert await store.record_state("c-main") == RecordState(7, False, "completed", 3)
+    detail = await store.get_conversation("c-main")
+    assert detail is not None and detail.conversation["metadata"]["record_at_risk"].endswith("502")
+
+    older = record("c-main", messages=2, status="abandoned")
+    older.conversation["record_events"] = 5
+    await store.write_call(older)  # a partial journal: adds what it has, takes nothing back
+    assert await store.record_state("c-main") == RecordState(7, False, "completed", 3)
+
+    await store.write_call(whole)  # the whole record, written at last
+    assert await store.record_state("c-main") == RecordState(7, True, "completed", 3)
+    detail = await store.get_conversation("c-main")
+    assert detail is not None and "record_at_risk" not in detail.conversation["metadata"]
+    assert len(detail.messages) == 3
+
+    await store.mark_incomplete(older, "late")  # never over a whole, further record
+    assert await store.record_state("c-main") == RecordState(7, True, "completed", 3)
+
+
+@pytest.mark.asyncio
+async def test_a_stored_message_is_never_rewritten(store: ConversationStore) -> None:
+    await store.write_call(record("c-main", messages=3))
+    changed = record("c-main", messages=3, content="other {i}")
+    changed.conversation["record_events"] = 9
+    await store.write_call(changed)
+    detail = await store.get_conversation("c-main")
+    assert detail is not None and [m["content"] for m in detail.messages] == ["turn 0", "turn 1", "turn 2"]
