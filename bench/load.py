@@ -37,6 +37,9 @@ from storage.supabase_records import SupabaseConversationStore
 from testkit.load_calls import LoadRun, call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
 from testkit.local_supabase import start_stack
 
+CONCURRENT_TURNS = 100
+"""Calls in a turn at the same moment (all stay open and end together); see run_calls."""
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -57,7 +60,7 @@ async def main(calls: int, turns: int) -> int:
         with tempfile.TemporaryDirectory() as tmp, quiet_livekit():
             solo = await run_calls(stack, plans[:1], turns, Path(tmp) / "solo")
             began = time.perf_counter()
-            run = await run_calls(stack, plans[1:], turns, Path(tmp) / "load")
+            run = await run_calls(stack, plans[1:], turns, Path(tmp) / "load", concurrent_turns=CONCURRENT_TURNS)
             took = time.perf_counter() - began
             journals = Path(tmp) / "load"
             names = {p.name for p in pending_journals(journals)}
@@ -91,6 +94,7 @@ async def main(calls: int, turns: int) -> int:
         f"per call: {run.outcomes[0].expected_messages} messages, {run.outcomes[0].tool_calls} tool calls, "
         f"{run.outcomes[0].agent_runs} agent runs"
     )
+    print(f"at most {min(calls, CONCURRENT_TURNS)} calls in a turn at once; all {calls} open until the end")
     print(f"ends spread over {run.end_spread_ms:.1f} ms (all {calls} end_conversation calls started within it)")
     print(f"flush alone (baseline): {solo_ms:.1f} ms")
     print(

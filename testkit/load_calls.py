@@ -244,6 +244,7 @@ async def _one_call(
     barrier: asyncio.Barrier,
     outcome: CallOutcome,
     on_peak: Callable[[], None],
+    gate: asyncio.Semaphore | contextlib.nullcontext[None],
 ) -> None:
     settings = Settings(
         supabase_url=stack.url,
@@ -254,23 +255,26 @@ async def _one_call(
     )
     call: calls.Call | None = None
     try:
-        call = await calls.open_call(
-            settings,
-            room_name=f"load-room-{plan.index}",
-            desk_overrides={"booking_horizon_days": plan.horizon_days()},
-        )
+        async with gate:
+            call = await calls.open_call(
+                settings,
+                room_name=f"load-room-{plan.index}",
+                desk_overrides={"booking_horizon_days": plan.horizon_days()},
+            )
         outcome.conversation_id = call.conversation_id
         call.desk.caller_identified(phone=plan.customer.phone, participant_identity=plan.tag)
         scripted = ScriptedLLM()
         async with AgentSession(llm=scripted, vad=None, turn_handling={"turn_detection": None}) as session:
             call.attach(session)
             call.summarize = None  # the scripted LLM plays the caller's turns only
-            outcome.count(await session.start(call.reception_agent(), capture_run=True))
+            async with gate:
+                outcome.count(await session.start(call.reception_agent(), capture_run=True))
             for turn in range(turns):
                 said, steps = turn_script(plan, turn)
-                scripted.push(*steps)
-                outcome.user_lines.append(said)
-                outcome.count(await asyncio.wait_for(session.run(user_input=said), TURN_BOUND))
+                async with gate:
+                    scripted.push(*steps)
+                    outcome.user_lines.append(said)
+                    outcome.count(await asyncio.wait_for(session.run(user_input=said), TURN_BOUND))
             outcome.llm_errors = [repr(e) for e in scripted.errors]
             if await _meet(barrier) == 0:
                 on_peak()  # every session is still open: the memory peak of the run
@@ -284,7 +288,13 @@ async def _one_call(
             outcome.end = await call.aclose()
 
 
-async def run_calls(stack: Stack, plans: list[CallPlan], turns: int, journal_dir: Path) -> LoadRun:
+async def run_calls(
+    stack: Stack, plans: list[CallPlan], turns: int, journal_dir: Path, *, concurrent_turns: int | None = None
+) -> LoadRun:
+    """`concurrent_turns` bounds how many calls are in a turn at the same moment (every call
+    stays open, and all end at once): one process hosting a thousand sessions is the rig's
+    artefact (LiveKit gives each job its own process), and its event loop must not starve
+    the store requests of the turns into their timeouts."""
     if turns < MIN_TURNS:
         raise ValueError(f"a call needs at least {MIN_TURNS} turns to verify, book and cancel")
     errors = _ErrorLog()
@@ -299,8 +309,11 @@ async def run_calls(stack: Stack, plans: list[CallPlan], turns: int, journal_dir
 
     outcomes = [CallOutcome(plan) for plan in plans]
     barrier = asyncio.Barrier(len(plans))
+    gate = asyncio.Semaphore(concurrent_turns) if concurrent_turns else contextlib.nullcontext()
     try:
-        await asyncio.gather(*(_one_call(stack, o.plan, turns, journal_dir, barrier, o, on_peak) for o in outcomes))
+        await asyncio.gather(
+            *(_one_call(stack, o.plan, turns, journal_dir, barrier, o, on_peak, gate) for o in outcomes)
+        )
     finally:
         logging.getLogger().removeHandler(errors)
     ends = [o.ended_at for o in outcomes if o.ended_at]

@@ -164,6 +164,9 @@ def render_postgrest_conf(
 
 GATEWAY_CONNECTIONS = 8192
 GATEWAY_OPEN_FILES = 2 * GATEWAY_CONNECTIONS
+GATEWAY_BACKLOG = 4096
+"""Connections waiting to be accepted: nginx's default (511) drops the SYNs of 1,000 clients
+connecting at once, which then time out."""
 
 
 def render_nginx_conf(*, prefix: Path, logs: Path, keys: Sequence[str], postgrest_port: int, gateway_port: int) -> str:
@@ -216,7 +219,7 @@ http {{
     }}
 
     server {{
-        listen 127.0.0.1:{gateway_port};
+        listen 127.0.0.1:{gateway_port} backlog={GATEWAY_BACKLOG};
 
         location = /health {{
             default_type text/plain;
