@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -31,12 +32,20 @@ from conversation_manager.journal import journal_path, pending_journals, read_ev
 from conversation_manager.journal_volume import filesystem_of, volatile_journal_warning
 from conversation_manager.session_events import attach
 from conversation_manager.transcript import CallTranscript
+from settings import Settings
 from storage.records import ConversationStore, RecordState
 from storage.sqlite_records import SQLiteConversationStore
 from storage.supabase_records import SupabaseConversationStore
 from testkit.faulty_http import after, faulty_store, writes_to
 from testkit.local_supabase import Stack
 from testkit.record_stores import BACKENDS, open_store
+
+
+def a_record(store: ConversationStore, *, journal_dir: Path, **overrides: Any) -> ConversationManager:
+    """The record of one call as deployed, with no rescue directory and no retries unless asked."""
+    values: dict[str, Any] = {"rescue_dirs": (), "retry_timeout": 0.0, **overrides}
+    return ConversationManager.from_settings(store, Settings(), journal_dir=journal_dir, **values)
+
 
 UNREACHABLE = "http://127.0.0.1:9"
 
@@ -93,7 +102,7 @@ async def test_archive_failing_on_a_full_disk_then_replay_never_downgrades_the_s
     space is freed, it must not turn the saved call into an `abandoned` one with half the turns."""
     with volume(tmp_path / "journal", "size=16k,nr_inodes=4") as journal:
         (journal / "filler").write_bytes(b"\0" * 2048)  # the other tenant of the volume
-        manager = ConversationManager(store, journal_dir=journal)
+        manager = a_record(store, journal_dir=journal)
         cid = await manager.start_conversation(None, "full-room", "caller")
         await talk(manager, 400)
         assert manager.journal is not None and manager.journal.state == "partial"
@@ -112,7 +121,7 @@ async def test_archive_failing_on_a_full_disk_then_replay_never_downgrades_the_s
 async def test_a_behind_record_never_overwrites_a_further_one(store: ConversationStore, tmp_path: Path) -> None:
     """The rule holds in the store for every writer, not only in replay: a prefix of the call
     written after the whole call changes nothing, and adds no message it did not have."""
-    manager = ConversationManager(store, journal_dir=tmp_path / "j")
+    manager = a_record(store, journal_dir=tmp_path / "j")
     cid = await manager.start_conversation(None, "room", "caller")
     await talk(manager, 6)
     prefix_events = manager.transcript.events
@@ -144,7 +153,7 @@ async def test_unwritable_journal_and_a_cut_write_are_loud_and_leave_an_incomple
     transport.refuse = writes_to("messages")
     caplog.set_level(logging.INFO)
     with volume(tmp_path / "ro", "ro,size=16k") as ro, volume(tmp_path / "ro2", "ro,size=16k") as ro2:
-        manager = ConversationManager(store, journal_dir=ro, rescue_dirs=[ro2], retry_timeout=0.6)
+        manager = a_record(store, journal_dir=ro, rescue_dirs=[ro2], retry_timeout=0.6)
         cid = await manager.start_conversation(None, "ro-room", "caller")
         await talk(manager, 120)
         result = await manager.end_conversation()
@@ -176,7 +185,7 @@ async def test_a_cut_write_is_marked_incomplete_until_the_replay_completes_it(
     replay, the row must not read as a whole `completed` call."""
     store, transport = await faulty_store(clean_db.url, clean_db.service_key, chunk_rows=50)
     transport.refuse = after(1, writes_to("messages"))
-    manager = ConversationManager(store, journal_dir=tmp_path)
+    manager = a_record(store, journal_dir=tmp_path)
     cid = await manager.start_conversation(None, "cut-room", "caller")
     await talk(manager, 120)
     result = await manager.end_conversation()
@@ -216,7 +225,7 @@ async def test_a_full_disk_and_a_store_down_rescue_the_whole_journal_elsewhere(
     unreachable = await SupabaseConversationStore.connect(UNREACHABLE, clean_db.service_key, timeout=1.0)
     fallback = tmp_path / "fallback"
     with volume(tmp_path / "journal", "size=16k") as journal:
-        manager = ConversationManager(unreachable, journal_dir=journal, rescue_dirs=[fallback], flush_timeout=1.0)
+        manager = a_record(unreachable, journal_dir=journal, rescue_dirs=[fallback], flush_timeout=1.0)
         cid = await manager.start_conversation(None, "rescue-room", "caller")
         await talk(manager, 300)
         assert manager.journal is not None and manager.journal.state == "partial"
@@ -242,7 +251,7 @@ async def test_a_store_back_within_the_retry_window_saves_a_record_without_journ
     store, transport = await faulty_store(clean_db.url, clean_db.service_key)
     transport.refuse = after(0, writes_to("conversations"))
     with volume(tmp_path / "ro", "ro,size=16k") as ro:
-        manager = ConversationManager(store, journal_dir=ro, retry_timeout=20.0)
+        manager = a_record(store, journal_dir=ro, retry_timeout=20.0)
         cid = await manager.start_conversation(None, "retry-room", "caller")
         await talk(manager, 20)
 
@@ -269,7 +278,7 @@ async def test_a_replay_during_the_final_write_leaves_the_journal_to_its_call(
 ) -> None:
     store, transport = await faulty_store(clean_db.url, clean_db.service_key)
     transport.hold = writes_to("messages")
-    manager = ConversationManager(store, journal_dir=tmp_path, flush_timeout=20.0)
+    manager = a_record(store, journal_dir=tmp_path, flush_timeout=20.0)
     cid = await manager.start_conversation(None, "lock-room", "caller")
     await talk(manager, 10)
     caplog.set_level(logging.WARNING)
@@ -298,7 +307,7 @@ class Silent(Agent):
 
 @pytest.mark.asyncio
 async def test_an_unreachable_llm_is_stored_as_failed_and_counted(store: ConversationStore, tmp_path: Path) -> None:
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+    manager = a_record(store, journal_dir=tmp_path / "journal")
     cid = await manager.start_conversation(None, "llm-room", "caller")
     model = openai.LLM(model="gpt-test", base_url=f"{UNREACHABLE}/v1", api_key="test-key")
     fast_fail = SessionConnectOptions(llm_conn_options=APIConnectOptions(max_retry=0, retry_interval=0.0, timeout=2.0))
@@ -321,7 +330,7 @@ async def test_an_unreachable_llm_is_stored_as_failed_and_counted(store: Convers
 @pytest.mark.asyncio
 async def test_a_failure_the_call_recovered_from_is_kept_but_the_call_completes(tmp_path: Path) -> None:
     store = await open_store("sqlite", tmp_path=tmp_path, stack=None)
-    manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+    manager = a_record(store, journal_dir=tmp_path / "journal")
     cid = await manager.start_conversation(None, "llm-room", "caller")
     manager.add_message_to_local_transcript("user", "hello")
     manager.note_failure("tts_error", "APITimeoutError")
@@ -371,7 +380,7 @@ async def test_an_embedded_file_from_before_0006_gets_the_new_columns(tmp_path: 
     store = await SQLiteConversationStore.open(path)
     try:
         assert await store.record_state("old-call") == RecordState(0, True, "completed", 4)
-        manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+        manager = a_record(store, journal_dir=tmp_path / "journal")
         await manager.start_conversation("old-call", "room", "caller")
         manager.add_message_to_local_transcript("user", "hello")
         await manager.journal.seal()  # type: ignore[union-attr]

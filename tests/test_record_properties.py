@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,10 +28,18 @@ from hypothesis import strategies as st
 from conversation_manager import ConversationManager, replay_pending
 from conversation_manager.journal import Event, archive, encode, journal_path, read_events
 from conversation_manager.transcript import CallTranscript
+from settings import Settings
 from storage.records import CallRecord, ConversationStore, StoreError
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.faulty_http import FaultyTransport, after, faulty_store
 from testkit.local_supabase import Stack
+
+
+def a_record(store: ConversationStore, *, journal_dir: Path, **overrides: Any) -> ConversationManager:
+    """The record of one call as deployed, with no rescue directory and no retries unless asked."""
+    values: dict[str, Any] = {"rescue_dirs": (), "retry_timeout": 0.0, **overrides}
+    return ConversationManager.from_settings(store, Settings(), journal_dir=journal_dir, **values)
+
 
 CHUNK = 3
 """Rows per Supabase request here, so a cut can fall between the chunks of a short call."""
@@ -42,7 +51,7 @@ def a_call(turns: int) -> list[Event]:
     async def run() -> list[Event]:
         with tempfile.TemporaryDirectory() as tmp:
             store = await SQLiteConversationStore.open(Path(tmp) / "scratch.sqlite3")
-            manager = ConversationManager(store, journal_dir=Path(tmp))
+            manager = a_record(store, journal_dir=Path(tmp))
             cid = await manager.start_conversation(None, "prop-room", "caller")
             manager.runs.open_run("ReceptionAgent")
             for i in range(turns):
