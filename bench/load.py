@@ -37,7 +37,7 @@ from storage.supabase_records import SupabaseConversationStore
 from testkit.load_calls import LoadRun, call_failures, check_stored, plan_calls, quiet_livekit, run_calls, seed
 from testkit.local_supabase import start_stack
 
-CONCURRENT_TURNS = 100
+CONCURRENT_TURNS = 20
 """Calls in a turn at the same moment (all stay open and end together); see run_calls."""
 
 
