@@ -328,6 +328,32 @@ async def test_an_unreachable_llm_is_stored_as_failed_and_counted(store: Convers
 
 
 @pytest.mark.asyncio
+async def test_a_session_closed_on_an_llm_error_is_failed_with_the_session_closed(tmp_path: Path) -> None:
+    store = await open_store("sqlite", tmp_path=tmp_path, stack=None)
+    manager = a_record(store, journal_dir=tmp_path / "journal")
+    cid = await manager.start_conversation(None, "llm-room", "caller")
+    model = openai.LLM(model="gpt-test", base_url=f"{UNREACHABLE}/v1", api_key="test-key")
+    closing = SessionConnectOptions(
+        llm_conn_options=APIConnectOptions(max_retry=0, retry_interval=0.0, timeout=2.0), max_unrecoverable_errors=0
+    )
+    closed = asyncio.Event()
+    async with AgentSession(llm=model, vad=None, turn_handling={"turn_detection": None}, conn_options=closing) as s:
+        attach(s, manager)
+        s.on("close", lambda ev: closed.set())
+        await asyncio.wait_for(s.start(Silent()), 15)
+        with contextlib.suppress(APIConnectionError):  # the run ends with the session, or with the error
+            await asyncio.wait_for(s.run(user_input="Hello?"), 15)
+        await asyncio.wait_for(closed.wait(), 15)
+    await model.aclose()
+    result = await manager.end_conversation()
+    detail = await store.get_conversation(cid)
+    await store.aclose()
+    assert result.status == "failed" and detail is not None
+    failure = detail.conversation["metadata"]["failure"]
+    assert failure["session_closed"] is True and failure["kind"] == "llm_error"
+
+
+@pytest.mark.asyncio
 async def test_a_failure_the_call_recovered_from_is_kept_but_the_call_completes(tmp_path: Path) -> None:
     store = await open_store("sqlite", tmp_path=tmp_path, stack=None)
     manager = a_record(store, journal_dir=tmp_path / "journal")
