@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import logging
+import os
 import shutil
 import sqlite3
 import subprocess
