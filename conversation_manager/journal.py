@@ -81,10 +81,13 @@ class Journal:
         """Events wholly in the file."""
         self._unwritten: list[Event] = []
         """Events after a failure: what the file lacks, kept for `rescue`."""
+        self._owned = False
+        """The file at `path` is this call's (created and locked here): only then is it moved or removed."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             _lock(self._fd)
+            self._owned = True
         except OSError as e:
             self._release_fd()
             self._fail(f"cannot open journal {path}: {e}")
@@ -180,7 +183,7 @@ class Journal:
         period), then release it. A journal that failed part-way is archived too (the store has
         the whole record); one that was never created has nothing to move."""
         try:
-            if self.state == "unwritten" and not self.path.exists():
+            if not self._owned or not self.path.exists():
                 return None
             return archive(self.path)
         finally:
@@ -199,13 +202,16 @@ class Journal:
         name = journal_name(self.conversation_id)
         for directory in directories:
             target = directory / PENDING / name
+            if target == self.path and not self._owned:
+                continue  # another process holds a journal of this id: never write over it
             fd = _write_whole(target, events)
             if fd is None:
                 continue
-            old = self.path
+            old, owned_old = self.path, self._owned
             self.release()
             self._fd, self.path, self.failed, self.written, self._unwritten = fd, target, None, len(events), []
-            if old != target:
+            self._owned = True
+            if old != target and owned_old:
                 with contextlib.suppress(OSError):
                     old.unlink()
             logger.warning(

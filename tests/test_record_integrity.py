@@ -417,3 +417,23 @@ async def test_an_embedded_file_from_before_0006_gets_the_new_columns(tmp_path: 
         assert report.superseded == ["old-call"], "an abandoned prefix never replaces a completed call"
     finally:
         await store.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_journal_locked_by_another_call_is_never_moved_or_overwritten(tmp_path: Path) -> None:
+    """A second manager given the same conversation id (a misconfigured caller of the API) cannot
+    take the first call's journal: its own journal is `unwritten`, and its end leaves the first
+    call's file where it is, untouched."""
+    store = await open_store("sqlite", tmp_path=tmp_path, stack=None)
+    first = a_record(store, journal_dir=tmp_path / "journal")
+    await first.start_conversation("same-id", "room", "caller")
+    first.add_message_to_local_transcript("user", "the first call")
+    second = a_record(store, journal_dir=tmp_path / "journal", rescue_dirs=())
+    await second.start_conversation("same-id", "room", "caller")
+    assert second.journal is not None and second.journal.state == "unwritten"
+    await second.end_conversation()
+    assert [p.name for p in pending_journals(tmp_path / "journal")] == ["same-id.jsonl"]
+    assert [e["type"] for e in read_events(journal_path(tmp_path / "journal", "same-id"))] == ["start", "message"]
+    await first.end_conversation()
+    await store.aclose()
+    assert pending_journals(tmp_path / "journal") == []
