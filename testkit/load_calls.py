@@ -46,6 +46,10 @@ MIN_TURNS = 10
 SLOTS_PER_CALL = 4
 TURN_BOUND = 120.0
 """A hang guard for one turn under load (not a performance threshold)."""
+STORE_TIMEOUT = 30.0
+"""Per store request in this rig. A thousand sessions share one event loop here (LiveKit gives
+each job its own process), and on a loaded machine that loop can lag past the production 5 s
+before it reads an answer that came at once; the end-of-call write keeps FLUSH_TIMEOUT (8 s)."""
 INTERNAL_ERROR = "An internal error occurred"
 
 
@@ -252,6 +256,7 @@ async def _one_call(
         journal_dir=journal_dir,
         default_country_code="1",
         clinic_timezone=TZ,
+        store_timeout=STORE_TIMEOUT,
     )
     call: calls.Call | None = None
     try:
