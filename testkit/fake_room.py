@@ -9,7 +9,8 @@ avatar helpers (`utils.wait_for_participant`, `wait_for_track_publication`,
   `participant_connected` + `participant_active` on join, `track_published` +
   `track_subscribed` on publish, `track_unpublished` + `participant_disconnected` on leave;
 - `press(identity, keys)`: a SIP participant's keypad keys, one `sip_dtmf_received` each;
-- `local_participant` (the agent): `identity`, `register_rpc_method`, `perform_rpc` (to a remote
+- `local_participant` (the agent): `identity`, `publish_track`/`unpublish_track` (its own
+  tracks, kept for the test to listen to), `register_rpc_method`, `perform_rpc` (to a remote
   participant's handlers; `RECIPIENT_NOT_FOUND` when it is gone, as LiveKit answers),
   `stream_bytes` (byte streams delivered to the destination participant while it is in the
   room, dropped once it has left), `publish_data`.
@@ -125,6 +126,21 @@ class FakeLocalParticipant:
         self.track_publications: dict[str, FakeTrackPublication] = {}
         self._rpc_handlers: dict[str, RpcHandler] = {}
         self.data_packets: list[tuple[bytes, str, list[str] | None]] = []
+
+    async def publish_track(self, track: Any, options: Any = None) -> FakeTrackPublication:
+        """The agent publishes a track of its own (e.g. hold music): kept, with the real track, so a
+        test can listen to it with `rtc.AudioStream(publication.track)`."""
+        publication = FakeTrackPublication(
+            f"TR_{next(_ids)}", rtc.TrackKind.KIND_AUDIO, track.name, rtc.TrackSource.SOURCE_UNKNOWN, track=track
+        )
+        self.track_publications[publication.sid] = publication
+        self._room.note("agent_published", track.name)
+        return publication
+
+    async def unpublish_track(self, sid: str) -> None:
+        publication = self.track_publications.pop(sid, None)
+        if publication is not None:
+            self._room.note("agent_unpublished", publication.name)
 
     def register_rpc_method(self, method_name: str, handler: RpcHandler | None = None) -> Any:
         if handler is None:

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from livekit import api, rtc
 
 from testkit.desk_world import SARA, World, open_call, outcome, tool, verify
 from testkit.fake_room import FakeLiveKitAPI, FakeRoom, HumanPhone
 from testkit.scripted_llm import Reply
-from tools.warm_transfer import HUMAN_IDENTITY, WarmTransfer
+from tools.warm_transfer import HUMAN_IDENTITY, HoldMusic, WarmTransfer
 
 KEY, SECRET = "APItransfer", "transfer-secret-of-at-least-thirty-two-chars"
 NUMBER = "+963112223344"
@@ -69,7 +70,7 @@ async def never_cold(identity: str, destination: str) -> None:
 
 @contextlib.asynccontextmanager
 async def transfer_call(
-    world: World, tmp_path: Path, human: HumanPhone, ringing: float = 1.0
+    world: World, tmp_path: Path, human: HumanPhone, ringing: float = 1.0, music: bool = False
 ) -> AsyncIterator[TransferCall]:
     room = FakeRoom(name="desk-room")
     room.join(CALLER, kind=rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
@@ -80,6 +81,8 @@ async def transfer_call(
         server.human = human
         hold = RecordingHold()
         answered: list[bool] = []
+        # the production hold music when the test listens to it, else a recorder of when it played
+        audio: Any = HoldMusic(room) if music else hold
         lkapi = api.LiveKitAPI(url=server.url, api_key=KEY, api_secret=SECRET)
         try:
             call.desk.set_warm_transfer(
@@ -88,7 +91,7 @@ async def transfer_call(
                     room=room,
                     room_name=room.name,
                     session=call.session,
-                    hold=hold,
+                    hold=audio,
                     caller_identity=CALLER,
                     trunk_id=TRUNK,
                     number=NUMBER,
@@ -195,3 +198,30 @@ async def test_an_unverified_callers_briefing_says_so(world: World, tmp_path: Pa
         assert k.call.line("handover_caller_unverified", phone=" ".join(SARA.phone)) in briefing
         assert k.call.line("handover_verification_failed", attempts=1) in briefing
         assert briefing in k.said() and outcome(k.call) == "transferred"
+
+
+@pytest.mark.asyncio
+async def test_hold_music_plays_while_the_caller_waits(world: World, tmp_path: Path) -> None:
+    """The production hold (LiveKit's BackgroundAudioPlayer with its bundled hold music), listened to."""
+    async with transfer_call(world, tmp_path, HumanPhone(answer=True, after=1.0), music=True) as k:
+        heard: list[float] = []
+
+        async def listen() -> None:
+            while not k.room.local_participant.track_publications:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            (publication,) = k.room.local_participant.track_publications.values()
+            async for event in rtc.AudioStream(publication.track, sample_rate=48000, num_channels=1):
+                samples = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float64)
+                heard.append(float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0)
+
+        listening = asyncio.ensure_future(listen())
+        await ask_for_a_human(k)
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+        assert k.transfer_record()["result"] == "answered"
+        # the clip fades in; silence would be 0 (a muted or unfed track)
+        assert sum(rms > 50 for rms in heard) >= 20, "the caller heard music, not silence, while waiting"
+        assert k.room.events("agent_published", "background_audio")
+        assert k.room.events("agent_unpublished", "background_audio"), "the music stopped when the human answered"
+        assert not k.room.local_participant.track_publications
