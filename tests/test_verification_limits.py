@@ -22,6 +22,7 @@ from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
 from storage.domain import AppointmentStore, VerificationClaim, VerificationLimits
 from storage.domain_sqlite import SQLiteAppointmentStore
+from storage.domain_supabase import SupabaseAppointmentStore
 from storage.records import StoreError
 from testkit.desk_world import (
     HUDA,
@@ -216,3 +217,19 @@ async def test_the_window_slides_on_supabase(clean_db: Stack) -> None:
 
 def en_line(key: str, **fields: object) -> str:
     return prompts.load("en", key, **fields)
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_store_refuses_the_attempt_and_counts_nothing(supabase_stack: Stack) -> None:
+    """No store, no comparison: the caller hears the store is unavailable and keeps every attempt."""
+    dead = await SupabaseAppointmentStore.connect("http://127.0.0.1:9", supabase_stack.service_key, timeout=1.0)
+    try:
+        desk = AppointmentDesk(dead, DeskConfig.from_settings(SETTINGS, verification_limits=LIMITS))
+        desk.caller_identified(phone=SARA.phone, participant_identity="caller-1")
+        for _ in range(2):
+            with pytest.raises(DeskError) as refused:
+                await desk.verify("94103")
+            assert refused.value.key == "store_unavailable"
+        assert desk.state.failed_attempts == 0 and not desk.state.locked and not desk.state.verified
+    finally:
+        await dead.aclose()
