@@ -579,7 +579,7 @@ class AppointmentDesk:
         except Exception as e:
             logger.warning("warm transfer failed (%s); taking a callback request", str(e) or type(e).__name__)
             report = HandoverReport("warm", self.now().timestamp(), False, 0.0, "failed")
-        self._note(metadata={"transfer": report.as_record()})
+        self._note_transfer(report)
         if report.answered:
             self._effect("transferred")
             return self.phrases.line("transfer_done")
@@ -596,10 +596,20 @@ class AppointmentDesk:
         target = self.escalation_target()
         if target is None or self._transfer is None:
             return await self.request_callback(text, saved_key="transfer_unavailable_callback")
+        started = self.now()
         try:
             await self._transfer(*target)
         except Exception as e:
             logger.warning("transfer to a human failed (%s); taking a callback request", str(e) or type(e).__name__)
+            self._note_transfer(HandoverReport("cold", started.timestamp(), False, self._since(started), "failed"))
             return await self.request_callback(text, saved_key="transfer_failed_callback")
+        # LiveKit answers a cold transfer once the far end took it (SIP REFER accepted).
+        self._note_transfer(HandoverReport("cold", started.timestamp(), True, self._since(started), "answered"))
         self._effect("transferred")
         return self.phrases.line("transfer_done")
+
+    def _since(self, started: dt.datetime) -> float:
+        return max((self.now() - started).total_seconds(), 0.0)
+
+    def _note_transfer(self, report: HandoverReport) -> None:
+        self._note(metadata={"transfer": report.as_record()})

@@ -225,3 +225,23 @@ async def test_hold_music_plays_while_the_caller_waits(world: World, tmp_path: P
         assert k.room.events("agent_published", "background_audio")
         assert k.room.events("agent_unpublished", "background_audio"), "the music stopped when the human answered"
         assert not k.room.local_participant.track_publications
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("works", [True, False], ids=["taken", "failed"])
+async def test_a_cold_transfer_is_recorded_too(works: bool, world: World, tmp_path: Path) -> None:
+    asked: list[tuple[str, str]] = []
+
+    async def cold(identity: str, destination: str) -> None:
+        asked.append((identity, destination))
+        if not works:
+            raise RuntimeError("SIP transfer failed: STR_RINGING_TIMEOUT")
+
+    async with open_call(world, tmp_path, is_sip=True, escalation=NUMBER, transfer=cold) as call:
+        await call.turn("A person, please.", tool("transfer_to_human", reason="billing question"), Reply("OK."))
+        record = call.manager.transcript.to_record().conversation["metadata"]["transfer"]
+    assert asked == [(CALLER, f"tel:{NUMBER}")]
+    assert (record["kind"], record["answered"], record["result"]) == (
+        ("cold", True, "answered") if works else ("cold", False, "failed")
+    )
+    assert outcome(call) == ("transferred" if works else "callback_requested")
