@@ -94,11 +94,14 @@ class WarmTransfer:
         self._ringing_timeout = ringing_timeout
         self._on_answered = on_answered
         """Called once the human has been briefed (the worker ends the agent's part of the call)."""
+        self._wait_ended: float | None = None
+        """When the caller's wait ended: the human answered, the dial failed, or the caller left."""
         self._late: asyncio.Future[None] | None = None
         """Hangs up on a human who answers after the transfer was given up."""
 
     async def __call__(self, briefing: str, hold_line: str) -> HandoverReport:
         started = time.time()
+        self._wait_ended = None
         caller_left = asyncio.Event()
         human_left = asyncio.Event()
 
@@ -113,7 +116,8 @@ class WarmTransfer:
             result = await self._transfer(briefing, hold_line, caller_left, human_left)
         finally:
             self._room.off("participant_disconnected", on_left)
-        report = HandoverReport("warm", started, result == "answered", time.time() - started, result)
+        waited = (self._wait_ended or time.time()) - started
+        report = HandoverReport("warm", started, result == "answered", waited, result)
         logger.info("warm transfer: %s after %.1fs", result, report.waited_seconds)
         if report.answered and self._on_answered is not None:
             self._on_answered()
@@ -131,6 +135,7 @@ class WarmTransfer:
             done, _ = await asyncio.wait(
                 {dial, left}, timeout=self._ringing_timeout + API_MARGIN, return_when=asyncio.FIRST_COMPLETED
             )
+            self._wait_ended = time.time()
             if left in done:
                 return "caller_left"
             if dial not in done:
