@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
+from desk import week
 from desk.phone import normalize_phone
 
 Mode = Literal["dev", "start", "console", "connect", "tools"]
@@ -73,7 +74,15 @@ class Settings:
     company_name: str = "Nour Clinic"
     default_country_code: str = "963"
     clinic_timezone: str = "Asia/Damascus"
+    clinic_open_days: frozenset[int] = week.SUNDAY_TO_THURSDAY
+    """`date.weekday()` numbers; the default follows the clinic's time zone (desk/week.py)."""
     max_verification_attempts: int = 3
+    verification_window: int = 3600
+    verification_phone_limit: int = 6
+    verification_source_limit: int = 10
+    keypad_timeout: float = 5.0
+    typed_chat: bool = False
+    typed_chat_max_chars: int = 500
     acknowledgement_delay: float = 1.0
     still_working_after: float = 8.0
     summary_timeout: float = 3.0
@@ -83,6 +92,10 @@ class Settings:
     trusted_caller_attributes: frozenset[str] = frozenset()
     """Browser callers' attributes taken as true (see BROWSER_CALLER_ATTRIBUTES); a SIP caller's
     `sip.phoneNumber` is set by LiveKit SIP and always trusted."""
+    sip_outbound_trunk_id: str | None = None
+    transfer_mode: str = "cold"
+    """`warm` (hold, a briefed human, a callback if nobody answers; needs the outbound trunk) or `cold`."""
+    transfer_ringing_timeout: float = 25.0
     # Storage
     supabase_url: str | None = None
     supabase_service_role_key: str = field(default="", repr=False)
@@ -185,10 +198,22 @@ class Settings:
             assistant_name=reader.text("ASSISTANT_NAME", cls.assistant_name),
             company_name=reader.text("COMPANY_NAME", cls.company_name),
             default_country_code=country_code,
-            clinic_timezone=reader.timezone("CLINIC_TIMEZONE", cls.clinic_timezone),
+            clinic_timezone=(timezone := reader.timezone("CLINIC_TIMEZONE", cls.clinic_timezone)),
+            clinic_open_days=reader.open_days("CLINIC_OPEN_DAYS", week.default_open_days(timezone)),
             escalation_phone_number=reader.transfer_target("ESCALATION_PHONE_NUMBER", country_code),
             trusted_caller_attributes=reader.names("TRUSTED_CALLER_ATTRIBUTES", BROWSER_CALLER_ATTRIBUTES),
+            sip_outbound_trunk_id=(trunk := reader.text("SIP_OUTBOUND_TRUNK_ID") or None),
+            transfer_mode=reader.choice("TRANSFER_MODE", ("warm", "cold"), "warm" if trunk else "cold"),
+            transfer_ringing_timeout=reader.number("TRANSFER_RINGING_TIMEOUT", cls.transfer_ringing_timeout),
             max_verification_attempts=reader.integer("MAX_VERIFICATION_ATTEMPTS") or cls.max_verification_attempts,
+            verification_window=reader.positive_integer("VERIFICATION_WINDOW", cls.verification_window, minimum=60),
+            verification_phone_limit=reader.positive_integer("VERIFICATION_PHONE_LIMIT", cls.verification_phone_limit),
+            verification_source_limit=reader.positive_integer(
+                "VERIFICATION_SOURCE_LIMIT", cls.verification_source_limit
+            ),
+            keypad_timeout=reader.number("KEYPAD_TIMEOUT", cls.keypad_timeout),
+            typed_chat=reader.choice("TYPED_CHAT", ("true", "false"), "false") == "true",
+            typed_chat_max_chars=reader.positive_integer("TYPED_CHAT_MAX_CHARS", cls.typed_chat_max_chars),
             acknowledgement_delay=reader.number("ACK_DELAY", cls.acknowledgement_delay),
             still_working_after=reader.number("STILL_WORKING_AFTER", cls.still_working_after),
             summary_timeout=reader.number("SUMMARY_TIMEOUT", cls.summary_timeout),
@@ -282,6 +307,18 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
             f"STILL_WORKING_AFTER ({s.still_working_after:g}) must be above ACK_DELAY "
             f"({s.acknowledgement_delay:g}): the 'still working' line comes after the acknowledgement"
         )
+    if s.transfer_mode == "warm" and not s.sip_outbound_trunk_id:
+        problems.append(
+            "TRANSFER_MODE is warm but SIP_OUTBOUND_TRUNK_ID is not set: set the LiveKit outbound trunk "
+            "the human colleague is called through, or set TRANSFER_MODE=cold"
+        )
+    if not 5.0 <= s.transfer_ringing_timeout <= 120.0:
+        problems.append(
+            f"TRANSFER_RINGING_TIMEOUT ({s.transfer_ringing_timeout:g}) must be 5-120 seconds: how long a caller "
+            "on hold waits for a colleague to answer"
+        )
+    if s.keypad_timeout < 1.0:
+        problems.append(f"KEYPAD_TIMEOUT ({s.keypad_timeout:g}) must be at least 1 second: callers pause between keys")
     if s.endpointing_max_delay < s.endpointing_min_delay:
         problems.append(
             f"ENDPOINTING_MAX_DELAY ({s.endpointing_max_delay:g}) must not be below ENDPOINTING_MIN_DELAY "
@@ -414,6 +451,26 @@ class _Reader:
         if value < 0:
             self.problems.append(f"{name} must be zero or more, got {self.text(name)!r}")
             return None
+        return value
+
+    def open_days(self, name: str, default: frozenset[int]) -> frozenset[int]:
+        if not self.text(name):
+            return default
+        try:
+            return week.parse_open_days(self.text(name))
+        except ValueError:
+            self.problems.append(
+                f"{name} must name days such as sun-thu or mon,tue,wed,thu,fri, got {self.text(name)!r}"
+            )
+            return default
+
+    def positive_integer(self, name: str, default: int, *, minimum: int = 1) -> int:
+        if not self.text(name):
+            return default
+        value = self._parse(name, int, default, "a whole number")
+        if value < minimum:
+            self.problems.append(f"{name} must be a whole number of at least {minimum}, got {self.text(name)!r}")
+            return default
         return value
 
     def country_code(self, name: str, default: str) -> str:

@@ -29,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from storage.domain import VerificationLimits
 from storage.domain_supabase import SupabaseAppointmentStore
 from testkit.local_supabase import Stack, start_stack
 
@@ -143,6 +144,23 @@ async def run(stack: Stack) -> tuple[float, float]:
             ),
             report("cancel", await measure([lambda i=i: store.cancel(*booked[i]) for i in range(n)])),
         ]
+        # The one store write a verification makes (counted before the ZIP comparison); not in
+        # RESULT, which tracks the desk's reads and changes.
+        limits = VerificationLimits(window_seconds=3600, phone_limit=10**6, source_limit=10**6)
+        report(
+            "begin_verification_attempt (claim)",
+            await measure(
+                [
+                    lambda i=i: store.begin_verification_attempt(
+                        phones[i % CUSTOMERS],
+                        source=f"sip:{phones[i % CUSTOMERS]}",
+                        conversation_id=None,
+                        limits=limits,
+                    )
+                    for i in range(n)
+                ]
+            ),
+        )
         still = stack.psql("select count(*) from appointments where reason = 'bench' and status = 'scheduled'")
         print(f"bench appointments still scheduled after cancelling all: {still.strip()}")
         return max(reads), max(writes)

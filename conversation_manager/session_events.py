@@ -74,6 +74,8 @@ def attach(
             metadata: dict[str, Any] = {"metrics": metrics, "item_id": item.id}
             if item.role == "user":
                 metadata.update(barge_in_link(last_cut_off[0] if last_cut_off else None, metrics))
+                if isinstance(source := item.extra.get("input"), str):  # e.g. "typed" (browser chat)
+                    metadata["input"] = source
                 last_cut_off.clear()
                 if said_in is not None and (language := said_in(item.id)):
                     metadata["language"] = language

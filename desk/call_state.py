@@ -37,6 +37,7 @@ MAX_REF_LENGTH = 16
 _WORDS = re.compile(r"\w", re.UNICODE)
 
 ChangeKind = Literal["book", "reschedule", "cancel"]
+Channel = Literal["speech", "keypad"]
 
 
 class DeskError(Exception):
@@ -46,6 +47,15 @@ class DeskError(Exception):
         super().__init__(key)
         self.key = key
         self.fields = fields
+
+
+class AlreadyAnswered(DeskError):
+    """This attempt is the same one the caller already made on the other channel (typed and
+    said at once): it was not counted, and the caller already has its answer."""
+
+    def __init__(self, answer: DeskError) -> None:
+        super().__init__(answer.key, **answer.fields)
+        self.answer = answer
 
 
 class Verification(enum.Enum):
@@ -183,6 +193,7 @@ class CallState:
     """Tool calls whose arguments the model sent as broken JSON (LiveKit repairs it): refused, never run."""
 
     _last_user_message: str | None = field(default=None, repr=False)
+    _last_attempt: tuple[Channel, float, DeskError] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.offer_human_after < 1:
@@ -250,6 +261,21 @@ class CallState:
     def locked(self) -> bool:
         return self.verification is Verification.LOCKED
 
+    @property
+    def call_source(self) -> str | None:
+        """Where the attempts come from, for the store's per-source limit: the SIP caller's
+        number, else the participant's identity (a browser caller's token identity)."""
+        if self.is_sip and self.phone_source == "call" and self.phone:
+            return f"sip:{self.phone}"
+        if self.participant_identity:
+            return f"{'sip' if self.is_sip else 'browser'}:{self.participant_identity}"[:300]
+        return None
+
+    def lock(self) -> None:
+        """No more attempts on this call (the store's limit for this phone or source is reached)."""
+        if self.verification is not Verification.VERIFIED:
+            self.verification = Verification.LOCKED
+
     def require_not_locked(self) -> None:
         if self.locked:
             raise DeskError("verify_locked")
@@ -269,6 +295,19 @@ class CallState:
         if self.failed_attempts >= self.offer_human_after:
             return "verify_failed_offer_human"
         return "verify_failed"
+
+    def earlier_answer(self, channel: Channel, at: float, merge_window: float) -> AlreadyAnswered | None:
+        """The answer already given when the caller typed and said a code at once: an attempt from
+        the other channel (keypad or speech) less than `merge_window` seconds ago. That one counted;
+        this one does not, and gets the same answer."""
+        if self._last_attempt is not None:
+            last_channel, last_at, answer = self._last_attempt
+            if last_channel != channel and 0 <= at - last_at < merge_window:
+                return AlreadyAnswered(answer)
+        return None
+
+    def note_failed_attempt(self, channel: Channel, at: float, answer: DeskError) -> None:
+        self._last_attempt = (channel, at, answer)
 
     def bind_customer(self, customer: Customer) -> None:
         if self.locked:

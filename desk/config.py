@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from storage.domain import VerificationLimits
+
 if TYPE_CHECKING:
     from settings import Settings
 
@@ -44,6 +46,8 @@ class DeskConfig:
     default_country_code: str
     escalation_phone_number: str | None
     max_verification_attempts: int
+    verification_limits: VerificationLimits
+    """Failed verifications allowed per phone and per call source across calls (in the store)."""
     acknowledgement_delay: float
     """Seconds a slow tool may run before the caller hears one short acknowledgement."""
     still_working_after: float
@@ -52,6 +56,8 @@ class DeskConfig:
     """Caller and agent messages the LLM sees (the record keeps the whole call)."""
     languages: tuple[str, ...] = ()
     """The languages this deployment serves; empty means `language` alone."""
+    keypad_merge_window: float = 10.0
+    """Seconds within which a typed and a said ZIP code are one attempt (the caller did both at once)."""
     offer_human_after_failures: int = 2
     unclear_turns_before_human: int = 2
     slots_per_answer: int = 5
@@ -72,6 +78,11 @@ class DeskConfig:
             "default_country_code": settings.default_country_code,
             "escalation_phone_number": settings.escalation_phone_number,
             "max_verification_attempts": settings.max_verification_attempts,
+            "verification_limits": VerificationLimits(
+                window_seconds=settings.verification_window,
+                phone_limit=settings.verification_phone_limit,
+                source_limit=settings.verification_source_limit,
+            ),
             "acknowledgement_delay": settings.acknowledgement_delay,
             "still_working_after": settings.still_working_after,
             "history_max_messages": settings.llm_history_messages,

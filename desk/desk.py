@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 
 from desk import arguments
 from desk.call_language import CallLanguage, Cause, HeardTurn, LanguageChange
-from desk.call_state import CallState, DeskError, PendingChange
+from desk.call_state import AlreadyAnswered, CallState, Channel, DeskError, PendingChange
 from desk.config import DeskConfig, DeskRecord, Transfer
+from desk.handover import HandoverReport, WarmHandover, briefing
 from desk.phone import zip_key
 from desk.phrases import Phrases
 from desk.status import StatusSink
@@ -46,11 +47,24 @@ PART_OF_DAY_HOURS: dict[str, tuple[int, int]] = {
 }
 
 
+def _minutes(seconds: float) -> int:
+    """Whole minutes to wait, rounded up: a caller told "1 minute" must not be refused after it."""
+    return max(1, -int(-seconds // 60))
+
+
 @dataclass(frozen=True)
 class Verified:
     customer: Customer
     newly: bool
     """False when the call was already verified (no second handoff)."""
+
+
+@dataclass(frozen=True)
+class KeypadResult:
+    line: str
+    """What the model is told happened (a prompt line; never the digits)."""
+    verified: Verified | None = None
+    """Set when the entry verified the call just now (the caller is handed over)."""
 
 
 class AppointmentDesk:
@@ -61,6 +75,7 @@ class AppointmentDesk:
         *,
         record: DeskRecord | None = None,
         transfer: Transfer | None = None,
+        warm_transfer: WarmHandover | None = None,
         status: StatusSink | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
@@ -70,6 +85,10 @@ class AppointmentDesk:
         self.status = status
         """Where tool progress goes for a front end (the room's `agent.status` topic)."""
         self._transfer = transfer
+        self._warm_transfer = warm_transfer
+        """Set when this call can be handed over warm (a SIP call with an outbound trunk)."""
+        self.effects: list[str] = []
+        """What the tools did on this call, in order (the record's `metadata.effects`)."""
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.language = CallLanguage(self.config.call_languages)
         """The call's language: every line below is said in `language.current`."""
@@ -169,12 +188,15 @@ class AppointmentDesk:
         )
 
     def turn_hints(self) -> list[str]:
-        """Extra guidance for this caller turn (after repeated unclear turns: offer a human; after
-        the caller asked for another language: acknowledge it, in that language)."""
+        """Extra guidance for this caller turn: after repeated unclear turns, offer a human; after
+        the caller asked for another language, acknowledge it, in that language; on a phone line
+        before verification, the keypad."""
         hints = [self.phrases.line("hint_offer_human")] if self.state.should_offer_human_for_unclear else []
         switches = self.language.switches
         if switches and switches[-1].cause == "request" and switches[-1].turn == self.state.turn:
             hints.append(self.phrases.line("hint_language_request"))
+        if self.state.is_sip and not self.state.verified and not self.state.locked:
+            hints.append(self.phrases.line("hint_keypad"))  # "say it, or type it and press #"
         return hints
 
     def acknowledgement(self, key: str) -> str | None:
@@ -202,6 +224,7 @@ class AppointmentDesk:
             self.record.update_conversation(**fields)
 
     def _effect(self, effect: str) -> None:
+        self.effects.append(effect)
         if self.record is not None:
             self.record.add_effect(effect)
 
@@ -240,7 +263,8 @@ class AppointmentDesk:
             self.record.set_caller_details(phone=phone)
         return self.phrases.line("phone_noted")
 
-    async def verify(self, raw_zip: object) -> Verified:
+    async def verify(self, raw_zip: object, *, channel: Channel = "speech") -> Verified:
+        """Verify the call with a ZIP code said (through the model) or typed on the keypad."""
         async with self._verify_lock:  # parallel calls must not verify (and hand off) twice
             state = self.state
             if state.verified and state.customer is not None:
@@ -249,12 +273,69 @@ class AppointmentDesk:
             zip_code = arguments.zip_code(raw_zip)
             if state.phone is None:
                 raise DeskError("need_phone")
-            customer = await self._store(self.store.find_customer_by_phone(state.phone))
-            # Unknown phone and wrong ZIP sound the same: nothing to learn by guessing.
-            if customer is None or not hmac.compare_digest(zip_key(customer.zip_code), zip_code):
-                self._effect("verification_failed")
-                raise DeskError(state.record_failed_attempt())
-            state.bind_customer(customer)
+            at = self.now().timestamp()
+            earlier = state.earlier_answer(channel, at, self.config.keypad_merge_window)
+            if earlier is not None:
+                raise earlier
+            try:
+                return await self._attempt(zip_code)
+            except DeskError as e:
+                if e.key != "store_unavailable" and not isinstance(e, AlreadyAnswered):
+                    state.note_failed_attempt(channel, at, e)
+                raise
+
+    async def keypad_entry(self, digits: str) -> KeypadResult | None:
+        """Digits a phone caller typed and ended with # (or a pause): the phone number while the
+        call has none, else the ZIP code, validated as if said. None when nothing asks for digits
+        or the caller already had the answer (they said the same code at once)."""
+        state = self.state
+        if state.verified:
+            return None
+        try:
+            if state.phone is None:
+                return KeypadResult(self.provide_phone(digits))
+            verified = await self.verify(digits, channel="keypad")
+        except AlreadyAnswered:
+            return None
+        except DeskError as e:
+            return KeypadResult(self.render(e))
+        if not verified.newly:  # said and verified at the same moment: the spoken one handed over
+            return None
+        return KeypadResult(self.phrases.line("keypad_verified"), verified)
+
+    async def _attempt(self, zip_code: str) -> Verified:
+        """One counted attempt (under the verification lock)."""
+        state = self.state
+        assert state.phone is not None
+        # The attempt is counted in the store before the comparison, across calls.
+        limits = self.config.verification_limits
+        claim = await self._store(
+            self.store.begin_verification_attempt(
+                state.phone,
+                source=state.call_source,
+                conversation_id=self.record.conversation_id if self.record is not None else None,
+                limits=limits,
+            )
+        )
+        if claim.status == "locked":
+            state.lock()
+            self._effect("verification_failed")
+            raise DeskError("verify_limit_reached", minutes=_minutes(claim.retry_after))
+        customer = claim.customer
+        # Unknown phone and wrong ZIP sound the same: nothing to learn by guessing.
+        if customer is None or not hmac.compare_digest(zip_key(customer.zip_code), zip_code):
+            self._effect("verification_failed")
+            key = state.record_failed_attempt()
+            if claim.failures >= limits.phone_limit:
+                state.lock()
+                raise DeskError("verify_limit_reached", minutes=_minutes(claim.retry_after))
+            raise DeskError(key)
+        assert claim.attempt_id is not None
+        try:
+            await self.store.mark_verification_succeeded(claim.attempt_id)
+        except (StoreError, TimeoutError) as e:  # the ZIP matched: only the reset is lost
+            logger.warning("could not mark the verification as succeeded: %s", str(e) or type(e).__name__)
+        state.bind_customer(customer)
         self.language.known_customer(customer.language, state.turn)
         self._effect("verified")
         self._note(customer_id=customer.id)
@@ -475,16 +556,60 @@ class AppointmentDesk:
             return None
         return identity, number if number.startswith(("tel:", "sip:")) else f"tel:{number}"
 
+    def set_warm_transfer(self, handover: WarmHandover | None) -> None:
+        """Wire the warm hand-over (it needs the call's session, which exists after the desk)."""
+        self._warm_transfer = handover
+
+    @property
+    def warm(self) -> bool:
+        """The next hand-over is warm: hold, a briefed human, a callback if nobody answers."""
+        return self._warm_transfer is not None and self.escalation_target() is not None
+
+    def briefing(self, reason: str) -> str:
+        return briefing(self.phrases, self.state, self.effects, reason)
+
+    async def warm_transfer(self, reason: object) -> str:
+        """Hold the caller, call a human and brief them from the call state; if nobody takes the
+        call, a callback request. The record keeps the transfer; `transferred` only if answered."""
+        text = arguments.reason(reason)
+        if self._warm_transfer is None or self.escalation_target() is None:
+            return await self.transfer(text)
+        try:
+            report = await self._warm_transfer(self.briefing(text), self.phrases.line("transfer_hold"))
+        except Exception as e:
+            logger.warning("warm transfer failed (%s); taking a callback request", str(e) or type(e).__name__)
+            report = HandoverReport("warm", self.now().timestamp(), False, 0.0, "failed")
+        self._note_transfer(report)
+        if report.answered:
+            self._effect("transferred")
+            return self.phrases.line("transfer_done")
+        # Nobody took the call (or the caller hung up on hold): a human calls them back.
+        saved_key = {
+            "no_answer": "transfer_no_answer_callback",
+            "declined": "transfer_declined_callback",
+        }.get(report.result, "transfer_failed_callback")
+        return await self.request_callback(text, saved_key=saved_key)
+
     async def transfer(self, reason: object) -> str:
         """Transfer the caller to a human; if that fails, take a callback request instead."""
         text = arguments.reason(reason)
         target = self.escalation_target()
         if target is None or self._transfer is None:
             return await self.request_callback(text, saved_key="transfer_unavailable_callback")
+        started = self.now()
         try:
             await self._transfer(*target)
         except Exception as e:
             logger.warning("transfer to a human failed (%s); taking a callback request", str(e) or type(e).__name__)
+            self._note_transfer(HandoverReport("cold", started.timestamp(), False, self._since(started), "failed"))
             return await self.request_callback(text, saved_key="transfer_failed_callback")
+        # LiveKit answers a cold transfer once the far end took it (SIP REFER accepted).
+        self._note_transfer(HandoverReport("cold", started.timestamp(), True, self._since(started), "answered"))
         self._effect("transferred")
         return self.phrases.line("transfer_done")
+
+    def _since(self, started: dt.datetime) -> float:
+        return max((self.now() - started).total_seconds(), 0.0)
+
+    def _note_transfer(self, report: HandoverReport) -> None:
+        self._note(metadata={"transfer": report.as_record()})

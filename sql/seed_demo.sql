@@ -6,7 +6,7 @@
 -- only adds the slots of the days that are new. storage/demo_data.py loads exactly the same
 -- customers, slots and appointments into the embedded SQLite store; keep the two in step.
 --
--- Clinic: Asia/Damascus time, Monday to Friday, 09:00-17:00 local, 30-minute slots, one
+-- Clinic: Asia/Damascus time, Sunday to Thursday (never a Friday), 09:00-17:00 local, 30-minute slots, one
 -- provider. Times are generated relative to now(), so the demo always has future slots.
 
 do $$
@@ -22,7 +22,7 @@ begin
         ('5eed0000-0000-4000-8000-000000000004', 'Omar Khalil', '+14155550123', '94110', 'en')
     on conflict do nothing;
 
-    -- Today and the next 13 days, weekdays only, 16 half-hour slots from 09:00 local time,
+    -- Today and the next 13 days, opening days only (isodow 7, 1-4: Sunday to Thursday), 16 half-hour slots from 09:00 local time,
     -- future ones only.
     insert into public.slots (starts_at, ends_at, provider)
     select (day + time '09:00' + k * interval '30 minutes') at time zone v_tz,
@@ -31,11 +31,11 @@ begin
       from generate_series(0, 13) as i
      cross join lateral (select v_today + i as day) as d
      cross join generate_series(0, 15) as k
-     where extract(isodow from day) < 6
+     where extract(isodow from day) in (7, 1, 2, 3, 4)
        and (day + time '09:00' + k * interval '30 minutes') at time zone v_tz > now()
     on conflict do nothing;
 
-    -- Appointments on the n-th weekday after today, at a local time.
+    -- Appointments on the n-th opening day after today, at a local time.
     insert into public.appointments (id, customer_id, slot_id, reason)
     select plan.id, plan.customer_id, s.id, plan.reason
       from (values
@@ -48,7 +48,7 @@ begin
            ) as plan (id, customer_id, nth_weekday, local_time, reason)
       join (select day, row_number() over (order by day) as n
               from (select v_today + i as day from generate_series(1, 13) as i) as days
-             where extract(isodow from day) < 6) as weekdays
+             where extract(isodow from day) in (7, 1, 2, 3, 4)) as weekdays
         on weekdays.n = plan.nth_weekday
       join public.slots s
         on s.provider = v_provider

@@ -12,9 +12,10 @@ Demo customers (verify with the phone and the ZIP code):
 | ليلى حداد      | +963944556677  | 21100 | ar       | 5th weekday, 11:00, "متابعة نتائج التحاليل"           |
 | Omar Khalil    | +14155550123   | 94110 | en       | none                                                |
 
-Slots: one provider (Dr. Rana Khoury), Monday to Friday, 09:00-17:00 in the clinic's time
-zone (default Asia/Damascus), 30 minutes each, from today (future slots only) through the
-next 13 days. Everything is relative to the time the store is first loaded; a store that
+Slots: one provider (Dr. Rana Khoury), on the clinic's opening days (`CLINIC_OPEN_DAYS`;
+for the default Asia/Damascus, Sunday to Thursday: never a Friday), 09:00-17:00 in the
+clinic's time zone, 30 minutes each, from today (future slots only) through the next 13 days.
+"n-th weekday" is the n-th opening day. Everything is relative to the time the store is first loaded; a store that
 already has customers is never touched again.
 """
 
@@ -35,8 +36,9 @@ DEMO_TIMEZONE = "Asia/Damascus"
 DEMO_PROVIDER = "Dr. Rana Khoury"
 DAYS = 14
 """Today and the next 13 days."""
-WORKDAYS = frozenset(range(5))
-"""Monday to Friday (`date.weekday()` numbering)."""
+DEMO_OPEN_DAYS = frozenset({6, 0, 1, 2, 3})
+"""Sunday to Thursday (`date.weekday()` numbering): the week of the demo clinic's time zone,
+as sql/seed_demo.sql lays it out."""
 FIRST_SLOT = dt.time(9, 0)
 SLOT_MINUTES = 30
 SLOTS_PER_DAY = 16
@@ -71,13 +73,13 @@ DEMO_APPOINTMENTS: tuple[PlannedAppointment, ...] = (
 )
 
 
-def demo_slots(now: dt.datetime, tz: ZoneInfo) -> list[Slot]:
+def demo_slots(now: dt.datetime, tz: ZoneInfo, open_days: frozenset[int] = DEMO_OPEN_DAYS) -> list[Slot]:
     """The bookable future slots of the demo clinic, soonest first (times in UTC)."""
     today = now.astimezone(tz).date()
     slots: list[Slot] = []
     for offset in range(DAYS):
         day = today + dt.timedelta(days=offset)
-        if day.weekday() not in WORKDAYS:
+        if day.weekday() not in open_days:
             continue
         opening = dt.datetime.combine(day, FIRST_SLOT, tzinfo=tz)
         for k in range(SLOTS_PER_DAY):
@@ -89,13 +91,17 @@ def demo_slots(now: dt.datetime, tz: ZoneInfo) -> list[Slot]:
     return slots
 
 
-def demo_appointments(now: dt.datetime, tz: ZoneInfo, slots: list[Slot]) -> list[Appointment]:
+def demo_appointments(
+    now: dt.datetime, tz: ZoneInfo, slots: list[Slot], open_days: frozenset[int] = DEMO_OPEN_DAYS
+) -> list[Appointment]:
     """The planned appointments, each on its slot among `slots`."""
     today = now.astimezone(tz).date()
-    weekdays = [day for day in (today + dt.timedelta(days=i) for i in range(1, DAYS)) if day.weekday() in WORKDAYS]
+    weekdays = [day for day in (today + dt.timedelta(days=i) for i in range(1, DAYS)) if day.weekday() in open_days]
     by_start = {slot.starts_at: slot for slot in slots}
     appointments: list[Appointment] = []
     for plan in DEMO_APPOINTMENTS:
+        if plan.nth_weekday > len(weekdays):  # a short week: fewer opening days in the demo's two weeks
+            continue
         starts = dt.datetime.combine(weekdays[plan.nth_weekday - 1], plan.local_time, tzinfo=tz).astimezone(dt.UTC)
         slot = by_start[starts]
         appointments.append(Appointment(plan.id, plan.customer_id, slot, "scheduled", plan.reason))
@@ -103,16 +109,20 @@ def demo_appointments(now: dt.datetime, tz: ZoneInfo, slots: list[Slot]) -> list
 
 
 async def load_demo_data(
-    store: SQLiteAppointmentStore, *, timezone: str = DEMO_TIMEZONE, now: dt.datetime | None = None
+    store: SQLiteAppointmentStore,
+    *,
+    timezone: str = DEMO_TIMEZONE,
+    open_days: frozenset[int] = DEMO_OPEN_DAYS,
+    now: dt.datetime | None = None,
 ) -> bool:
     """Fill an empty store with the demo; returns whether it did (a store with customers is left alone)."""
     tz = ZoneInfo(timezone)
     now = now or dt.datetime.now(dt.UTC)
-    slots = demo_slots(now, tz)
+    slots = demo_slots(now, tz, open_days)
     loaded = await store.load(
         customers=DEMO_CUSTOMERS,
         slots=slots,
-        appointments=demo_appointments(now, tz, slots),
+        appointments=demo_appointments(now, tz, slots, open_days),
         only_if_empty=True,
     )
     if loaded:

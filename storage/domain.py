@@ -13,6 +13,7 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
 from storage.records import StoreError
 
@@ -69,6 +70,40 @@ class Appointment:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class VerificationLimits:
+    """How many failed verifications a phone (and a call source) may have in a sliding window."""
+
+    window_seconds: int = 3600
+    phone_limit: int = 6
+    source_limit: int = 10
+
+    def __post_init__(self) -> None:
+        if self.window_seconds < 1 or self.phone_limit < 1 or self.source_limit < 1:
+            raise ValueError("verification window and limits must be at least 1")
+
+
+@dataclass(frozen=True)
+class VerificationClaim:
+    """The answer to `begin_verification_attempt`.
+
+    `status` "locked": no attempt was recorded, one is allowed again in `retry_after` seconds.
+    "claimed": the attempt is recorded as a failure (`attempt_id`), `failures` counts the
+    phone's failures in the window with this one, `customer` is the phone's customer (None
+    for an unknown phone) and `retry_after` is how long the phone stays locked if this
+    attempt fails and reaches the limit.
+    """
+
+    status: Literal["locked", "claimed"]
+    failures: int
+    retry_after: float
+    attempt_id: str | None = None
+    customer: Customer | None = None
+
+
+MAX_SOURCE_LENGTH = 300
+
+
 class AppointmentStore(abc.ABC):
     @abc.abstractmethod
     async def find_customer_by_phone(self, phone: str) -> Customer | None:
@@ -111,4 +146,29 @@ class AppointmentStore(abc.ABC):
         """Store a request for a human to call back; returns its id."""
 
     @abc.abstractmethod
+    async def begin_verification_attempt(
+        self, phone: str, *, source: str | None, conversation_id: str | None, limits: VerificationLimits
+    ) -> VerificationClaim:
+        """Claim one verification attempt for `phone` (E.164) before its ZIP code is compared.
+
+        Atomic across calls, processes and workers: the phone's failures since its last
+        success within the window (and the source's failures within the window) are counted,
+        and either the phone or source is locked, or the attempt is recorded as a failure at
+        once. Parallel claims for one phone are serialised, so at most `phone_limit` of them
+        are claimed per window. An invalid phone raises `StoreError` without a request.
+        """
+
+    @abc.abstractmethod
+    async def mark_verification_succeeded(self, attempt_id: str) -> None:
+        """The claimed attempt matched: count it as a success, which resets the phone's failures."""
+
+    @abc.abstractmethod
     async def aclose(self) -> None: ...
+
+
+def check_verification_claim(phone: str, source: str | None) -> None:
+    """What both stores require of a claim before it goes near a query."""
+    if not isinstance(phone, str) or not E164.fullmatch(phone):
+        raise StoreError("verification attempt: the phone must be E.164")
+    if source is not None and not (isinstance(source, str) and 1 <= len(source) <= MAX_SOURCE_LENGTH):
+        raise StoreError(f"verification attempt: the source must be 1-{MAX_SOURCE_LENGTH} characters")

@@ -17,7 +17,7 @@ import contextlib
 import datetime as dt
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,10 @@ from storage.domain import (
     NotFound,
     Slot,
     SlotTaken,
+    VerificationClaim,
+    VerificationLimits,
     canonical_uuid,
+    check_verification_claim,
 )
 from storage.records import StoreError
 from storage.sqlite_records import open_sqlite
@@ -43,16 +46,21 @@ APPOINTMENT_COLUMNS = "id, customer_id, status, reason, slot_id, starts_at, ends
 SLOT_TAKEN_MESSAGE = "UNIQUE constraint failed: appointments.slot_id"
 
 
+Clock = Callable[[], dt.datetime]
+
+
 class SQLiteAppointmentStore(AppointmentStore):
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, *, clock: Clock | None = None) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._clock = clock or _now
+        """The time verification attempts are counted in (Postgres uses its own `now()`)."""
 
     @classmethod
-    async def open(cls, path: Path, *, timeout: float = 5.0) -> SQLiteAppointmentStore:
+    async def open(cls, path: Path, *, timeout: float = 5.0, clock: Clock | None = None) -> SQLiteAppointmentStore:
         """Open (creating if needed) the file; `timeout` is how long to wait for another writer."""
         try:
-            return cls(await open_sqlite(path, SCHEMA, timeout=timeout))
+            return cls(await open_sqlite(path, SCHEMA, timeout=timeout), clock=clock)
         except sqlite3.Error as e:
             raise StoreError(f"open {path}: {e}") from e
 
@@ -208,6 +216,75 @@ class SQLiteAppointmentStore(AppointmentStore):
             )
         return request_id
 
+    # ------------------------------------------------------------------ verification limits
+
+    async def begin_verification_attempt(
+        self, phone: str, *, source: str | None, conversation_id: str | None, limits: VerificationLimits
+    ) -> VerificationClaim:
+        """As the Postgres function: `BEGIN IMMEDIATE` takes the file's write lock before the
+        count, so claims from every process sharing the file are serialised."""
+        check_verification_claim(phone, source)
+        window = dt.timedelta(seconds=limits.window_seconds)
+        async with self._write("begin verification attempt"):
+            now = self._clock()  # once the write lock is held: attempts are stored in lock order
+            window_start = _text(now - window)
+            last_success = await self._rows(
+                "select max(attempted_at) as at from verification_attempts where phone = ? and succeeded = 1", [phone]
+            )
+            since = max(window_start, last_success[0]["at"] or "")
+            phone_failures = "from verification_attempts where phone = ? and succeeded = 0 and attempted_at > ?"
+            count = await self._count(phone_failures, [phone, since])
+            if count >= limits.phone_limit:
+                return await self._locked(phone_failures, [phone, since], count, limits.phone_limit, window, now)
+            if source is not None:
+                source_failures = "from verification_attempts where source = ? and succeeded = 0 and attempted_at > ?"
+                source_count = await self._count(source_failures, [source, window_start])
+                if source_count >= limits.source_limit:
+                    params = [source, window_start]
+                    return await self._locked(source_failures, params, source_count, limits.source_limit, window, now)
+            attempt_id = str(uuid.uuid4())
+            await self._db.execute(
+                "insert into verification_attempts (id, phone, source, conversation_id, succeeded, attempted_at) "
+                "values (?, ?, ?, ?, 0, ?)",
+                [attempt_id, phone, source, conversation_id, _text(now)],
+            )
+            await self._db.execute(
+                "delete from verification_attempts where (phone = ? or source = ?) and attempted_at < ?",
+                [phone, source, _text(now - max(window, dt.timedelta(days=1)))],
+            )
+            oldest = await self._rows(f"select min(attempted_at) as at {phone_failures}", [phone, since])
+            customers = await self._rows(
+                "select id, name, phone, zip_code, language from customers where phone = ?", [phone]
+            )
+        return VerificationClaim(
+            status="claimed",
+            failures=count + 1,
+            retry_after=_retry_after(oldest[0]["at"], window, now),
+            attempt_id=attempt_id,
+            customer=Customer(**dict(customers[0])) if customers else None,
+        )
+
+    async def _count(self, failures: str, params: Sequence[Any]) -> int:
+        return int((await self._rows(f"select count(*) as n {failures}", params))[0]["n"])
+
+    async def _locked(
+        self, failures: str, params: Sequence[Any], count: int, limit: int, window: dt.timedelta, now: dt.datetime
+    ) -> VerificationClaim:
+        """Locked until enough failures leave the window to allow one more attempt."""
+        freeing = await self._rows(
+            f"select attempted_at as at {failures} order by attempted_at limit 1 offset ?", [*params, count - limit]
+        )
+        return VerificationClaim(
+            status="locked", failures=count, retry_after=_retry_after(freeing[0]["at"], window, now)
+        )
+
+    async def mark_verification_succeeded(self, attempt_id: str) -> None:
+        aid = canonical_uuid(attempt_id, "verification attempt")
+        async with self._write("mark verification succeeded"):
+            cursor = await self._db.execute("update verification_attempts set succeeded = 1 where id = ?", [aid])
+            if cursor.rowcount != 1:
+                raise NotFound(f"verification attempt {aid} not found")
+
     # ------------------------------------------------------------------ loading
 
     async def load(
@@ -260,6 +337,10 @@ class SQLiteAppointmentStore(AppointmentStore):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _retry_after(oldest: str, window: dt.timedelta, now: dt.datetime) -> float:
+    return max((_timestamp(oldest) + window - now).total_seconds(), 1.0)
 
 
 def _text(moment: dt.datetime) -> str:

@@ -27,7 +27,10 @@ from storage.domain import (
     NotFound,
     Slot,
     SlotTaken,
+    VerificationClaim,
+    VerificationLimits,
     canonical_uuid,
+    check_verification_claim,
 )
 from storage.records import StoreError
 from storage.supabase_client import SupabaseBackend
@@ -134,6 +137,39 @@ class SupabaseAppointmentStore(SupabaseBackend, AppointmentStore):
         query = self._client.table("callback_requests").insert(row, returning=ReturnMethod.minimal)
         await self._call("create callback request", query.execute())
         return request_id
+
+    async def begin_verification_attempt(
+        self, phone: str, *, source: str | None, conversation_id: str | None, limits: VerificationLimits
+    ) -> VerificationClaim:
+        check_verification_claim(phone, source)
+        params = {
+            "p_phone": phone,
+            "p_source": source,
+            "p_conversation_id": conversation_id,
+            "p_window_seconds": limits.window_seconds,
+            "p_phone_limit": limits.phone_limit,
+            "p_source_limit": limits.source_limit,
+        }
+        call = self._client.rpc("begin_verification_attempt", params).execute()
+        data = (await self._call("begin verification attempt", call)).data
+        row = data[0] if isinstance(data, list) and data else data
+        if not isinstance(row, dict) or row.get("status") not in ("locked", "claimed"):
+            raise StoreError(f"begin verification attempt: unexpected answer: {type(data).__name__}")
+        customer = None
+        if row.get("customer_id"):
+            customer = _customer({**row, "id": row["customer_id"]})
+        return VerificationClaim(
+            status=row["status"],
+            failures=int(row["failures"]),
+            retry_after=float(row["retry_after_seconds"]),
+            attempt_id=str(row["attempt_id"]) if row.get("attempt_id") else None,
+            customer=customer,
+        )
+
+    async def mark_verification_succeeded(self, attempt_id: str) -> None:
+        params = {"p_attempt_id": canonical_uuid(attempt_id, "verification attempt")}
+        call = self._client.rpc("mark_verification_succeeded", params).execute()
+        await self._call("mark verification succeeded", call)
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -35,7 +35,7 @@ async def open_appointment_store(settings: Settings) -> AppointmentStore:
 
     store = await SQLiteAppointmentStore.open(settings.data_dir / "desk.sqlite3", timeout=settings.store_timeout)
     try:
-        await load_demo_data(store, timezone=settings.clinic_timezone)
+        await load_demo_data(store, timezone=settings.clinic_timezone, open_days=settings.clinic_open_days)
     except BaseException:
         await store.aclose()
         raise

@@ -62,3 +62,17 @@ select a.id,
        s.provider
 from appointments a
 join slots s on s.id = a.slot_id;
+
+-- The embedded mirror of sql/migrations/0008_verification_limits.sql: one row per
+-- verification attempt, counted per phone and per call source in a sliding window.
+create table if not exists verification_attempts (
+    id              text primary key,
+    phone           text not null,  -- E.164, checked by the store
+    source          text check (source is null or length(source) between 1 and 300),
+    conversation_id text check (conversation_id is null or length(conversation_id) <= 300),
+    succeeded       integer not null default 0 check (succeeded in (0, 1)),
+    attempted_at    text not null
+);
+create index if not exists verification_attempts_phone_idx on verification_attempts (phone, attempted_at);
+create index if not exists verification_attempts_source_idx on verification_attempts (source, attempted_at)
+    where source is not null;

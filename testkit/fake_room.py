@@ -8,7 +8,9 @@ avatar helpers (`utils.wait_for_participant`, `wait_for_track_publication`,
   `on/off` (a real `rtc.EventEmitter`) with the events a real room emits in the same order:
   `participant_connected` + `participant_active` on join, `track_published` +
   `track_subscribed` on publish, `track_unpublished` + `participant_disconnected` on leave;
-- `local_participant` (the agent): `identity`, `register_rpc_method`, `perform_rpc` (to a remote
+- `press(identity, keys)`: a SIP participant's keypad keys, one `sip_dtmf_received` each;
+- `local_participant` (the agent): `identity`, `publish_track`/`unpublish_track` (its own
+  tracks, kept for the test to listen to), `register_rpc_method`, `perform_rpc` (to a remote
   participant's handlers; `RECIPIENT_NOT_FOUND` when it is gone, as LiveKit answers),
   `stream_bytes` (byte streams delivered to the destination participant while it is in the
   room, dropped once it has left), `publish_data`.
@@ -26,6 +28,7 @@ goes to `timeline` with its `time.perf_counter()`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 import time
@@ -123,6 +126,21 @@ class FakeLocalParticipant:
         self.track_publications: dict[str, FakeTrackPublication] = {}
         self._rpc_handlers: dict[str, RpcHandler] = {}
         self.data_packets: list[tuple[bytes, str, list[str] | None]] = []
+
+    async def publish_track(self, track: Any, options: Any = None) -> FakeTrackPublication:
+        """The agent publishes a track of its own (e.g. hold music): kept, with the real track, so a
+        test can listen to it with `rtc.AudioStream(publication.track)`."""
+        publication = FakeTrackPublication(
+            f"TR_{next(_ids)}", rtc.TrackKind.KIND_AUDIO, track.name, rtc.TrackSource.SOURCE_UNKNOWN, track=track
+        )
+        self.track_publications[publication.sid] = publication
+        self._room.note("agent_published", track.name)
+        return publication
+
+    async def unpublish_track(self, sid: str) -> None:
+        publication = self.track_publications.pop(sid, None)
+        if publication is not None:
+            self._room.note("agent_unpublished", publication.name)
 
     def register_rpc_method(self, method_name: str, handler: RpcHandler | None = None) -> Any:
         if handler is None:
@@ -239,6 +257,13 @@ class FakeRoom(rtc.EventEmitter[str]):
         self.emit("participant_disconnected", participant)
         return True
 
+    def press(self, identity: str, keys: str) -> None:
+        """A SIP participant presses keypad keys: one `sip_dtmf_received` per key, as LiveKit emits."""
+        participant = self.remote_participants.get(identity)
+        for key in keys:
+            code = int(key) if key.isdigit() else {"*": 10, "#": 11}.get(key, ord(key) - ord("A") + 12)
+            self.emit("sip_dtmf_received", rtc.SipDTMF(code=code, digit=key, participant=participant))  # type: ignore[arg-type]
+
     async def call_agent(self, caller_identity: str, method: str, payload: str) -> str:
         """A remote participant calls an RPC method the agent registered."""
         handler = self.local_participant._rpc_handlers.get(method)
@@ -249,8 +274,23 @@ class FakeRoom(rtc.EventEmitter[str]):
         return await result if inspect.isawaitable(result) else result
 
 
+@dataclass
+class HumanPhone:
+    """How the phone dialled by `SIP/CreateSIPParticipant` answers: after `after` seconds the
+    human picks up (joining the room as a SIP participant), declines with `sip_status`, or,
+    with `answer=False` and no status, lets it ring until the request's ringing timeout."""
+
+    answer: bool = True
+    after: float = 0.1
+    sip_status: tuple[int, str] | None = None
+
+
 class FakeLiveKitAPI:
-    """`RoomService/RemoveParticipant` over HTTP (what `AvatarSession.aclose()` calls), on a FakeRoom."""
+    """The LiveKit server API calls the worker makes, over HTTP (Twirp, protobuf), on a FakeRoom:
+    `RoomService/RemoveParticipant` (what `AvatarSession.aclose()` and the warm transfer call),
+    `SIP/TransferSIPParticipant` (the cold transfer) and `SIP/CreateSIPParticipant` (the warm
+    transfer's dial, answered as `human` says; a failed dial answers as LiveKit does, with
+    `sip_status_code`/`sip_status` in the error's meta)."""
 
     def __init__(self, room: FakeRoom, *, api_key: str, api_secret: str) -> None:
         self.room = room
@@ -258,6 +298,8 @@ class FakeLiveKitAPI:
         self.removed: list[str] = []
         self.transfers: list[api.TransferSIPParticipantRequest] = []
         self.transfer_status: api.SIPTransferStatus.ValueType = api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
+        self.dialled: list[api.CreateSIPParticipantRequest] = []
+        self.human = HumanPhone()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -265,6 +307,7 @@ class FakeLiveKitAPI:
         app = web.Application()
         app.router.add_post("/twirp/livekit.RoomService/RemoveParticipant", self._remove_participant)
         app.router.add_post("/twirp/livekit.SIP/TransferSIPParticipant", self._transfer_sip_participant)
+        app.router.add_post("/twirp/livekit.SIP/CreateSIPParticipant", self._create_sip_participant)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -311,3 +354,38 @@ class FakeLiveKitAPI:
         self.transfers.append(transfer)
         response = api.TransferSIPParticipantResponse(transfer_id=f"ST_{next(_ids)}", status=self.transfer_status)
         return web.Response(body=response.SerializeToString(), content_type="application/protobuf")
+
+    async def _create_sip_participant(self, request: web.Request) -> web.Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            claims = self._verifier.verify(token)
+        except Exception:
+            return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+        if claims.sip is None or not claims.sip.call:
+            return web.json_response({"code": "permission_denied", "msg": "no sip call grant"}, status=403)
+        dial = api.CreateSIPParticipantRequest.FromString(await request.read())
+        self.dialled.append(dial)
+        if dial.room_name != self.room.name or not dial.sip_trunk_id or not dial.sip_call_to:
+            return web.json_response({"code": "invalid_argument", "msg": "room, trunk and number needed"}, status=400)
+        ringing = dial.ringing_timeout.ToNanoseconds() / 1e9 or 30.0
+        human = self.human
+        if human.answer:
+            await asyncio.sleep(human.after)
+            self.room.join(dial.participant_identity, kind=rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
+            info = api.SIPParticipantInfo(
+                participant_id=f"PA_{next(_ids)}",
+                participant_identity=dial.participant_identity,
+                room_name=dial.room_name,
+                sip_call_id=f"SCL_{next(_ids)}",
+            )
+            return web.Response(body=info.SerializeToString(), content_type="application/protobuf")
+        await asyncio.sleep(min(human.after, ringing) if human.sip_status else ringing)
+        code, phrase = human.sip_status or (480, "Temporarily Unavailable")
+        return web.json_response(
+            {
+                "code": "unavailable",
+                "msg": f"INVITE failed: sip status: {code}: {phrase}",
+                "meta": {"sip_status_code": str(code), "sip_status": phrase},
+            },
+            status=503,
+        )

@@ -105,7 +105,13 @@ def catalog_relations(stack: Stack) -> list[Relation]:
 def catalog_functions(stack: Stack) -> list[Function]:
     out = stack.psql(
         """
-        select p.proname, coalesce(array_to_string(p.proargnames, ','), ''), p.prorettype = 'trigger'::regtype
+        select p.proname,
+               coalesce((select string_agg(a.name, ',' order by a.position)
+                           from unnest(p.proargnames, coalesce(p.proargmodes::text[], array_fill('i'::text,
+                                       array[coalesce(cardinality(p.proargnames), 0)])))
+                                with ordinality as a(name, mode, position)
+                          where a.mode in ('i', 'b', 'v')), ''),  -- input arguments only (not RETURNS TABLE's)
+               p.prorettype = 'trigger'::regtype
           from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname = 'public' and p.prokind = 'f'
          order by p.proname
@@ -153,11 +159,6 @@ def denied(response: httpx.Response) -> bool:
     return response.status_code in (401, 403) and response.json().get("code") == "42501"
 
 
-def nothing(response: httpx.Response) -> bool:
-    """Answered, with no row read or touched (RLS hides every row from this role)."""
-    return response.status_code in (200, 206) and response.json() == []
-
-
 async def seed_every_table(stack: Stack, tmp_path: Path) -> None:
     """A real call's records (through the worker's store) and the desk's data, so no table is empty."""
     customer, slot, appointment = (str(uuid.uuid4()) for _ in range(3))
@@ -166,7 +167,8 @@ async def seed_every_table(stack: Stack, tmp_path: Path) -> None:
         f"'10101'); insert into slots (id, starts_at, ends_at) values ('{slot}', now() + interval '1 day', "
         f"now() + interval '1 day 30 minutes'); insert into appointments (id, customer_id, slot_id) values "
         f"('{appointment}', '{customer}', '{slot}'); insert into callback_requests (customer_id, phone, reason) "
-        f"values ('{customer}', '+963944000111', 'call me back');"
+        f"values ('{customer}', '+963944000111', 'call me back'); insert into verification_attempts (phone, source) "
+        f"values ('+963944000111', 'sip:+963944000111');"
     )
     store = await SupabaseConversationStore.connect(stack.url, stack.service_key, timeout=5.0)
     try:
@@ -221,11 +223,28 @@ async def test_no_relation_is_readable_with_a_public_key(who: str, seeded: Stack
     async with rest(seeded, who_headers(seeded, who)) as http:
         for relation in catalog_relations(seeded):
             read = await http.get(f"/{relation.name}", params={"select": "*"}, headers={"Prefer": "count=exact"})
-            assert denied(read) or (nothing(read) and read.headers["content-range"].endswith("/0")), (
-                relation.name,
-                read.status_code,
-                read.text[:200],
-            )
+            # No grant at all: refused by Postgres, not answered with an empty list.
+            assert denied(read), (relation.name, read.status_code, read.text[:200])
+            assert "permission denied" in read.json()["message"], (relation.name, read.text[:200])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("who", OUTSIDERS)
+async def test_the_openapi_document_shows_a_public_key_nothing(who: str, seeded: Stack) -> None:
+    """PostgREST lists what the requesting role may use: with a public key, no relation, no function."""
+    async with rest(seeded, {**who_headers(seeded, who), "Accept": "application/openapi+json"}) as http:
+        answer = await http.get("/")
+    assert answer.status_code == 200, answer.text[:200]
+    document = answer.json()
+    listed = [path.strip("/") for path in document.get("paths", {}) if path.strip("/")]
+    assert listed == [], listed
+    assert document.get("definitions", {}) == {}
+    names = {r.name for r in catalog_relations(seeded)} | {f.name for f in catalog_functions(seeded)}
+    assert not [name for name in names if f'"{name}"' in answer.text or f"/{name}" in answer.text]
+    # the service role, for comparison, sees every table
+    async with rest(seeded, {"apikey": seeded.service_key, "Accept": "application/openapi+json"}) as http:
+        service_paths = (await http.get("/")).json()["paths"]
+    assert {f"/{r.name}" for r in catalog_relations(seeded) if r.is_table} <= set(service_paths)
 
 
 @pytest.mark.asyncio
@@ -245,13 +264,10 @@ async def test_no_relation_is_writable_with_a_public_key(who: str, seeded: Stack
                 "delete": await http.delete(f"/{r.name}", params=where),
             }
             for what, answer in attempts.items():
-                if r.is_table and what in ("insert", "upsert"):
-                    # RLS checks a new row before any constraint: the refusal is 42501 whatever the row.
+                if r.is_table:  # no grant: refused (42501) before any row or constraint is considered
                     assert denied(answer), (r.name, what, answer.status_code, answer.text[:200])
-                elif r.is_table:
-                    assert denied(answer) or nothing(answer), (r.name, what, answer.status_code, answer.text[:200])
-                else:  # a view: refused, not updatable (55000), or nothing touched
-                    assert answer.status_code >= 400 or nothing(answer), (r.name, what, answer.text[:200])
+                else:  # a view: refused, or not updatable (55000, which Postgres finds before privileges)
+                    assert denied(answer) or answer.json().get("code") == "55000", (r.name, what, answer.text[:200])
     assert checksums(seeded, relations) == before
 
 

@@ -25,7 +25,7 @@ from conversation_manager import ConversationManager
 from conversation_manager.session_events import attach
 from desk.desk import AppointmentDesk, DeskConfig
 from settings import Settings
-from storage.domain import Appointment, Customer, Slot
+from storage.domain import Appointment, Customer, Slot, VerificationClaim, VerificationLimits
 from storage.domain_sqlite import SQLiteAppointmentStore
 from storage.records import Row
 from storage.sqlite_records import SQLiteConversationStore
@@ -249,7 +249,7 @@ async def test_a_backchannel_answering_the_silent_agent_is_a_turn(
 
 # ------------------------------------------------------------------------- uninterruptible commits
 class GatedStore(SQLiteAppointmentStore):
-    """The real embedded store, whose cancel and customer lookup wait for the test (slow)."""
+    """The real embedded store, whose cancel and verification attempt wait for the test (slow)."""
 
     entered: asyncio.Event
     gate: asyncio.Event
@@ -262,9 +262,13 @@ class GatedStore(SQLiteAppointmentStore):
         await self._slow()
         return await super().cancel(customer_id, appointment_id)
 
-    async def find_customer_by_phone(self, phone: str) -> Customer | None:
+    async def begin_verification_attempt(
+        self, phone: str, *, source: str | None, conversation_id: str | None, limits: VerificationLimits
+    ) -> VerificationClaim:
         await self._slow()
-        return await super().find_customer_by_phone(phone)
+        return await super().begin_verification_attempt(
+            phone, source=source, conversation_id=conversation_id, limits=limits
+        )
 
 
 @contextlib.asynccontextmanager

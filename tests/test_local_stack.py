@@ -1,5 +1,5 @@
 """The local Supabase stack behaves like a Supabase project for the worker's purposes:
-the service key reads and writes, anon and authenticated are refused by RLS, the
+the service key reads and writes, anon and authenticated are refused (no grants, and RLS), the
 gateway checks the apikey, and every public table has RLS enabled."""
 
 from __future__ import annotations
@@ -81,8 +81,9 @@ async def test_anon_key_cannot_write_or_read(clean_db: Stack) -> None:
         with pytest.raises(APIError) as denied:
             await anon.table("conversations").insert(conversation_row()).execute()
         assert denied.value.code == "42501"
-        read = await anon.table("conversations").select("*").execute()
-    assert read.data == []
+        with pytest.raises(APIError) as refused:  # no grant: refused, not an empty answer
+            await anon.table("conversations").select("*").execute()
+        assert refused.value.code == "42501"
     assert clean_db.psql("select count(*) from public.conversations").strip() == "1"
 
 
@@ -93,7 +94,9 @@ async def test_authenticated_key_cannot_write(clean_db: Stack) -> None:
         with pytest.raises(APIError) as denied:
             await user.table("conversations").insert(conversation_row()).execute()
         assert denied.value.code == "42501"
-        assert (await user.table("conversations").select("*").execute()).data == []
+        with pytest.raises(APIError) as refused:
+            await user.table("conversations").select("*").execute()
+        assert refused.value.code == "42501"
     # The authenticated key as the apikey itself passes the gateway and is refused by RLS too.
     async with client_for(clean_db, clean_db.authenticated_key) as user:
         with pytest.raises(APIError) as denied:

@@ -227,3 +227,35 @@ def test_start_stops_with_one_clear_line(extra: dict[str, str], expected: str, t
     [line] = [line for line in done.stderr.splitlines() if line.startswith("  - ")]
     assert line.split()[1] == expected
     assert "Traceback" not in done.stderr and "starting worker" not in done.stderr + done.stdout
+
+
+def test_verification_limits_and_keypad_settings_are_validated() -> None:
+    s = Settings.from_env(
+        {"VERIFICATION_PHONE_LIMIT": "4", "VERIFICATION_SOURCE_LIMIT": "8", "VERIFICATION_WINDOW": "1800"}
+    )
+    assert (s.verification_phone_limit, s.verification_source_limit, s.verification_window) == (4, 8, 1800)
+    defaults = Settings.from_env({})
+    assert (defaults.verification_phone_limit, defaults.verification_window, defaults.keypad_timeout) == (6, 3600, 5.0)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(
+            {
+                "VERIFICATION_PHONE_LIMIT": "0",
+                "VERIFICATION_SOURCE_LIMIT": "many",
+                "VERIFICATION_WINDOW": "30",
+                "KEYPAD_TIMEOUT": "0.2",
+            }
+        )
+    problems = " ".join(refused.value.problems)
+    for name in ("VERIFICATION_PHONE_LIMIT", "VERIFICATION_SOURCE_LIMIT", "VERIFICATION_WINDOW", "KEYPAD_TIMEOUT"):
+        assert name in problems
+
+
+def test_transfer_settings() -> None:
+    assert Settings.from_env({}).transfer_mode == "cold"
+    warm = Settings.from_env({"SIP_OUTBOUND_TRUNK_ID": "ST_abc", "ESCALATION_PHONE_NUMBER": "+963112223344"})
+    assert (warm.transfer_mode, warm.sip_outbound_trunk_id, warm.transfer_ringing_timeout) == ("warm", "ST_abc", 25.0)
+    assert Settings.from_env({"SIP_OUTBOUND_TRUNK_ID": "ST_abc", "TRANSFER_MODE": "cold"}).transfer_mode == "cold"
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"TRANSFER_MODE": "warm", "TRANSFER_RINGING_TIMEOUT": "600"})
+    problems = " ".join(refused.value.problems)
+    assert "SIP_OUTBOUND_TRUNK_ID" in problems and "TRANSFER_RINGING_TIMEOUT" in problems

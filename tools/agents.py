@@ -263,6 +263,10 @@ class ContactTools(_DeskToolset):
         """
         self._refuse_broken(context)
         desk = self.desk
+        if desk.warm:
+            async with self._step(None):
+                context.disallow_interruptions()
+                return await desk.warm_transfer(reason)
         if desk.escalation_target() is None:
             return await self._run(context, "ack_saving", lambda: desk.transfer(reason))
         async with self._step(None):
@@ -461,10 +465,11 @@ class ReceptionAgent(_DeskAgent):
     def __init__(self, persona: Persona, desk: AppointmentDesk | None = None) -> None:
         tools: list[llm.Tool | llm.Toolset] = []
         if desk is not None:
-            tools = [VerificationTools(desk, self._appointments_agent), ContactTools(desk)]
+            tools = [VerificationTools(desk, self.after_verification), ContactTools(desk)]
         super().__init__(persona, desk, role="reception" if desk is not None else None, tools=tools)
 
-    def _appointments_agent(self, current: Agent) -> Agent:
+    def after_verification(self, current: Agent) -> Agent:
+        """The agent a verified call continues with (verify_caller and the keypad hand over to it)."""
         assert self._desk is not None
         chat_ctx = current.handoff_context() if isinstance(current, _DeskAgent) else None
         return AppointmentsAgent(self._persona, self._desk, chat_ctx=chat_ctx)
