@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.test_console import MAIN, base_env
 
+PROCESS_LINES = frozenset({"process exiting"})
 OUR_LOGGERS = ("agent", "avatar", "conversation_manager", "desk", "storage", "tools")
 RUN_TIMEOUT = 150
 
@@ -46,6 +47,9 @@ def test_start_mode_logs_are_json_and_every_call_line_has_the_conversation_id(tm
     assert ours, "the call logged nothing of its own"
     job_pid = lines[ours[0]]["pid"]
     call_lines = [line for line in lines[ours[0] : ours[-1] + 1] if line["pid"] == job_pid]
+    # LiveKit's process lifecycle line is the process's, not the call's: under load it can come
+    # before our last line (the end-of-call write still finishing as the process winds down).
+    call_lines = [line for line in call_lines if line["message"] not in PROCESS_LINES]
     untagged = [(line["name"], line["message"][:80]) for line in call_lines if line.get("conversation_id") != cid]
     assert untagged == []
     assert any(line["name"].startswith("livekit") for line in call_lines), "LiveKit's own call lines are tagged too"
