@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -61,6 +60,7 @@ from testkit.desk_world import (
 from testkit.fake_openai_server import Completion, FakeOpenAIServer, FunctionCall
 from testkit.fake_room import FakeRoom
 from testkit.local_supabase import Stack
+from testkit.log_capture import every_log_line
 from testkit.scripted_llm import Reply, ToolCall
 from tools.agents import AppointmentsAgent, ReceptionAgent
 from tools.room_status import RoomStatusPublisher
@@ -520,32 +520,6 @@ async def test_changing_the_stated_phone_does_not_reset_the_attempts(world: Worl
 
 
 # ------------------------------------------------------------------------- secrets
-
-
-class _AllLogs(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.name} {record.levelname} {record.getMessage()} {record.__dict__!r}")
-        if record.exc_info:
-            self.lines.append(logging.Formatter().formatException(record.exc_info))
-
-
-@contextlib.contextmanager
-def every_log_line() -> Iterator[_AllLogs]:
-    """Everything any logger emits, at DEBUG, with its `extra` fields and tracebacks."""
-    handler = _AllLogs()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def all_rows(stack: Stack) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from livekit import rtc
 from desk.keypad import KeypadBuffer
 from testkit.desk_world import SARA, World, open_call, tool
 from testkit.fake_room import FakeRoom
+from testkit.log_capture import every_log_line
 from testkit.scripted_llm import Reply
 from tools.agents import AppointmentsAgent, ReceptionAgent
 from tools.keypad import KeypadListener
@@ -76,28 +76,6 @@ async def keypad_call(
             yield KeypadCall(call, room, listener)
         finally:
             await listener.aclose()
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.getMessage()} {record.__dict__!r}")
-
-
-@contextlib.contextmanager
-def every_log_line() -> Iterator[_Lines]:
-    handler, root = _Lines(), logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 # ------------------------------------------------------------------------- verifying by keypad
