@@ -1,0 +1,50 @@
+"""The operator console on a real uvicorn server in a background thread, for tests and benchmarks.
+
+The console opens its own store in its own event loop (as `serve` does); the caller seeds the
+same store through the conversation manager from its loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from conversation_manager.console import build_app
+from settings import Settings
+
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class RunningConsole:
+    url: str
+    settings: Settings
+
+
+@contextmanager
+def running_console(settings: Settings) -> Iterator[RunningConsole]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(build_app(settings), log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="console", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the console did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningConsole(f"http://127.0.0.1:{port}", settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=START_TIMEOUT)
+        sock.close()
