@@ -120,6 +120,10 @@ def test_stats_charts_render(site: Site) -> None:
     bars = site.browser.find_elements(By.CSS_SELECTOR, "#chart-volume .barlayer .point")
     assert bars, "the volume chart drew its bars"
     assert "1" in site.browser.find_element(By.ID, "slow-turns").text
+    site.open(f"/calls/{site.calls.booked}")
+    WebDriverWait(site.browser, WAIT).until(lambda b: chart_points(b, "latency-chart") == 3)
+    violations = [e["message"] for e in site.browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert violations == [], "the charts run within the console's CSP"
 
 
 def test_a_hostile_message_shows_as_text_and_runs_nothing(site: Site) -> None:

@@ -20,8 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 REALM = 'Basic realm="operator console", charset="UTF-8"'
+PLOTLY_STYLE_HASHES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # the empty <style> Plotly creates, then fills by CSSOM
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # Plotly 7.1.0's own stylesheet
+)
+"""Plotly injects its stylesheet inline; these hashes allow exactly those two, not 'unsafe-inline'.
+A Plotly upgrade that changes them shows as CSP violations in the browser test's console log."""
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    f"default-src 'none'; script-src 'self'; style-src 'self' {' '.join(PLOTLY_STYLE_HASHES)}; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 SAFE_HEADERS = {

@@ -4,7 +4,8 @@
 "use strict";
 
 const LAYOUT = { margin: { t: 36, r: 16, b: 48, l: 56 }, legend: { orientation: "h" }, font: { size: 12 } };
-const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] };
+const CONFIG = { displayModeBar: false, responsive: true };
+const DAYS = { xaxis: { type: "category" } };
 
 function data(id) {
   const el = document.getElementById(id);
@@ -36,15 +37,15 @@ function statsCharts() {
   const s = data("stats-data");
   if (!s) return;
   plot("chart-volume", ["completed", "abandoned", "failed"].map((k) => Object.assign({ name: k, type: "bar" }, byDay(s.volume, k))),
-    "Calls per day", { barmode: "stack" });
+    "Calls per day", Object.assign({ barmode: "stack" }, DAYS));
   const outcomes = [...new Set(s.outcomes.map((r) => r.outcome))];
   plot("chart-outcomes", outcomes.map((o) => {
     const rows = s.outcomes.filter((r) => r.outcome === o);
     return Object.assign({ name: o, type: "bar" }, byDay(rows, "calls"));
-  }), "Outcomes per day", { barmode: "stack" });
+  }), "Outcomes per day", Object.assign({ barmode: "stack" }, DAYS));
   plot("chart-latency", ["p50_ms", "p95_ms"].map((k) => Object.assign({ name: k, type: "scatter", mode: "lines+markers" }, byDay(s.latency, k))),
-    "Reply latency per day (ms)");
-  plot("chart-slow", [Object.assign({ name: "slow replies", type: "bar" }, byDay(s.slow_turns, "slow_turns"))], "Slow replies per day");
+    "Reply latency per day (ms)", DAYS);
+  plot("chart-slow", [Object.assign({ name: "slow replies", type: "bar" }, byDay(s.slow_turns, "slow_turns"))], "Slow replies per day", DAYS);
   plot("chart-agents", [{ name: "runs", type: "bar", x: s.agent_usage.map((r) => r.agent_type), y: s.agent_usage.map((r) => r.runs) },
     { name: "LLM calls", type: "bar", x: s.agent_usage.map((r) => r.agent_type), y: s.agent_usage.map((r) => r.llm_calls) }],
     "Agent usage");
