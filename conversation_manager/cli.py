@@ -37,6 +37,10 @@ class UsageError(Exception):
     """A bad command line: exit 2 with this message."""
 
 
+class NotFound(Exception):
+    """What was asked for is not in the store: exit 1 with this message."""
+
+
 def _table(rows: list[list[Any]], headers: list[str], out: TextIO) -> None:
     cells = [[visible(v) for v in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
@@ -113,8 +117,7 @@ def _timeline(detail: ConversationDetail) -> list[tuple[int, str, Row]]:
 async def cmd_show(store: ConversationStore, args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     detail = await store.get_conversation(args.conversation_id)
     if detail is None:
-        sys.stderr.write(f"no conversation {visible(args.conversation_id)!r}\n")
-        return 1
+        raise NotFound(f"no conversation {visible(args.conversation_id)!r}")
     if args.json:
         _dump(dataclasses.asdict(detail), out)
         return 0
@@ -328,6 +331,9 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
     except UsageError as e:
         err.write(f"{e}\n")
         return 2
+    except NotFound as e:
+        err.write(f"{e}\n")
+        return 1
     except StoreError as e:
         err.write(f"store error: {visible(e)}\n")
         return 1
