@@ -271,8 +271,8 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {visible(message)}")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m conversation_manager", description=__doc__)
+def parser(prog: str = "python -m conversation_manager") -> argparse.ArgumentParser:
+    p = Parser(prog=prog, description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     lst = sub.add_parser("list", help="recent conversations")
     lst.add_argument("--limit", type=bounded_int(1, MAX_LIMIT), default=20, help=f"1..{MAX_LIMIT} (default 20)")
@@ -341,11 +341,11 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
         await store.aclose()
 
 
-def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr, *, prog: str | None = None) -> int:
     """The command line; never a traceback: anything unexpected is one line and exit code 1."""
     try:
         try:
-            args = parser().parse_args(argv)
+            args = (parser(prog) if prog else parser()).parse_args(argv)
         except UsageError as e:
             err.write(f"{e}\n")
             return 2
@@ -375,4 +375,5 @@ def entry() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-    sys.exit(main(sys.argv[1:]))
+    name = os.path.basename(sys.argv[0])
+    sys.exit(main(sys.argv[1:], prog=name if name == "conversation-manager" else None))
