@@ -154,6 +154,8 @@ class Settings:
     slow_turn_ms: float = 2000.0
     log_level: str | None = None
     """None keeps LiveKit's default: DEBUG in dev and console, INFO in start."""
+    log_transcripts: bool = False
+    """Keep the transcript, tool-argument and tool-output fields of LiveKit's log lines (logs.py)."""
     # Operator console (`python -m conversation_manager serve`)
     console_host: str = "127.0.0.1"
     console_port: int = 8089
@@ -276,6 +278,7 @@ class Settings:
             store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
             slow_turn_ms=reader.number("SLOW_TURN_MS", cls.slow_turn_ms),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True) if reader.text("LOG_LEVEL") else None,
+            log_transcripts=reader.choice("LOG_TRANSCRIPTS", ("true", "false"), "false") == "true",
             console_host=reader.text("CONSOLE_HOST", cls.console_host),
             console_port=reader.integer("CONSOLE_PORT") or cls.console_port,
             console_token=reader.text("CONSOLE_TOKEN"),
