@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conversation_manager import ConversationManager
+from settings import Settings
 from storage.records import ConversationStore
 
 HOSTILE_TEXT = (
@@ -58,8 +59,13 @@ async def seed_calls(store: ConversationStore, journal_dir: Path, *, now: float 
     start = now if now is not None else time.time() - 600
 
     def manager(language: str, at: float) -> ConversationManager:
-        return ConversationManager(
-            store, journal_dir=journal_dir, default_country_code="963", language=language, clock=StepClock(at)
+        return ConversationManager.from_settings(
+            store,
+            Settings(),
+            journal_dir=journal_dir,
+            default_country_code="963",
+            language=language,
+            clock=StepClock(at),
         )
 
     m = manager("ar", start)

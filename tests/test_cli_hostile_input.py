@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from conversation_manager import ConversationManager
 from conversation_manager.cli import main
+from settings import Settings
 from storage.sqlite_records import SQLiteConversationStore
 from testkit.local_supabase import Stack
 
@@ -42,7 +43,7 @@ def store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
     async def seed() -> str:
         store = await SQLiteConversationStore.open(tmp_path / "records.sqlite3")
-        manager = ConversationManager(store, journal_dir=tmp_path / "journal")
+        manager = ConversationManager.from_settings(store, Settings(), journal_dir=tmp_path / "journal")
         cid = await manager.start_conversation(None, "room\x1b[2J", "caller")
         manager.add_message_to_local_transcript("user", HOSTILE)
         manager.add_tool_call("lookup\x1b[31m", {"q": "\x1b]0;t\x07"}, "out\r\x1b[1A")

@@ -17,6 +17,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conversation_manager import ConversationManager
+from settings import Settings
 from storage.records import ConversationStore
 from testkit.browser import chromium, response_statuses
 from testkit.console_records import HOSTILE_TEXT, SeededCalls, seed_calls
@@ -139,7 +140,7 @@ def test_a_hostile_message_shows_as_text_and_runs_nothing(site: Site) -> None:
 
 def test_a_live_call_page_grows(site: Site) -> None:
     async def open_call(store: ConversationStore) -> tuple[ConversationManager, str]:
-        manager = ConversationManager(store, journal_dir=site.tmp_path / "journal", default_country_code="963")
+        manager = ConversationManager.from_settings(store, Settings(), journal_dir=site.tmp_path / "journal")
         cid = await manager.start_conversation(None, "live-room", "caller-live")
         manager.add_message_to_local_transcript("user", "first live turn")
         return manager, cid
