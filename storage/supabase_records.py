@@ -172,6 +172,13 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         rows = (await self._call("stats", self._client.table(view).select("*").order("status").execute())).data
         return [StatusStats(**row) for row in rows]
 
+    async def _daily_latency(self, since: str) -> list[Row]:
+        """The daily_latency view's figures from `since` (migration 0010: read per call, by index)."""
+        result = await self._call(
+            "report daily_latency", self._client.rpc("daily_latency_since", {"since": since}).execute()
+        )
+        return list(result.data)
+
     async def report(self, *, days: int = 7) -> Report:
         since = report_since(days)
 
@@ -186,7 +193,7 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         sections = await asyncio.gather(
             view("daily_call_volume", "day", daily=True),
             view("daily_outcomes", "day,outcome", daily=True),
-            view("daily_latency", "day", daily=True),
+            self._daily_latency(since),
             view("agent_usage_by_type", "agent_type", daily=False),
             view("tool_error_rates", "name", daily=False),
             view("daily_slow_turns", "day", daily=True),

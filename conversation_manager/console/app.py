@@ -215,8 +215,9 @@ async def live_json(request: Request) -> Response:
 async def stats_data(request: Request) -> dict[str, Any]:
     console = _console(request)
     days = stats_days(request.query_params)
-    by_status = await console.read(lambda: console.store.stats_by_status())
-    report = await console.read(lambda: console.store.report(days=days))
+    by_status, report = await asyncio.gather(
+        console.read(lambda: console.store.stats_by_status()), console.read(lambda: console.store.report(days=days))
+    )
     return stats_view(by_status, report, days)
 
 
