@@ -24,7 +24,7 @@ from conversation_manager.display import visible
 from conversation_manager.recovery import replay_pending
 from settings import Settings, SettingsError
 from storage.factory import open_record_store
-from storage.records import STATUSES, ConversationDetail, ConversationStore, Row, StoreError
+from storage.records import STATUSES, ConversationDetail, ConversationStore, Row, StoreError, is_incomplete
 
 MAX_LIMIT = 1000
 MAX_DAYS = 3660
@@ -122,7 +122,7 @@ async def cmd_show(store: ConversationStore, args: argparse.Namespace, settings:
         _dump(dataclasses.asdict(detail), out)
         return 0
     c = {k: v if k in ("duration_seconds", "message_count") else visible(v) for k, v in detail.conversation.items()}
-    if c.get("incomplete") == "True" or (detail.conversation.get("metadata") or {}).get("incomplete"):
+    if is_incomplete(detail.conversation):
         out.write("INCOMPLETE TRANSCRIPT: turns may be missing\n")
     out.write(f"conversation {c['conversation_id']}  room {c['room_name']}  status {c['status']}\n")
     if not c.get("record_complete", True):

@@ -195,6 +195,11 @@ class ConversationQuery:
             raise ValueError(f"offset must not be negative, got {self.offset}")
 
 
+def is_incomplete(conversation: Row) -> bool:
+    """Whether the record says its transcript is incomplete (a column or `metadata.incomplete`)."""
+    return bool(conversation.get("incomplete") or (conversation.get("metadata") or {}).get("incomplete"))
+
+
 def report_since(days: int) -> str:
     """The first UTC day a `days`-day report covers (today counts as one), as YYYY-MM-DD."""
     return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=max(1, days) - 1)).isoformat()

@@ -48,6 +48,7 @@ def store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         manager.add_message_to_local_transcript("user", HOSTILE)
         manager.add_tool_call("lookup\x1b[31m", {"q": "\x1b]0;t\x07"}, "out\r\x1b[1A")
         manager.set_caller_details(name="Omar\x1b[2J")
+        manager.update_conversation(metadata={"incomplete": True})  # issue 13's mark: shown by `show`
         await manager.end_conversation(summary="done \x1b[2J")
         await store.aclose()
         return cid
@@ -107,6 +108,7 @@ def test_stored_escape_sequences_are_shown_not_sent(store_env: str) -> None:
     _, shown, _ = run_cli("show", store_env)
     assert "\\x1b[2J" in shown and "\\x07" in shown and "\\x0d" in shown and "\\u202e" in shown
     assert "<script>x</script>" in shown  # a terminal does not run markup: shown as typed
+    assert shown.startswith("INCOMPLETE TRANSCRIPT")
     _, listed, _ = run_cli("list")
     assert "Omar\\x1b[2J" in listed
 

@@ -35,7 +35,6 @@ from conversation_manager.console.views import (
     ListFilters,
     call_view,
     check_conversation_id,
-    is_incomplete,
     latency_series,
     stats_days,
     stats_view,
@@ -44,7 +43,14 @@ from conversation_manager.display import visible
 from conversation_manager.outcome import OUTCOMES
 from settings import Settings
 from storage.factory import open_record_store
-from storage.records import STATUSES, ConversationDetail, ConversationQuery, ConversationStore, StoreError
+from storage.records import (
+    STATUSES,
+    ConversationDetail,
+    ConversationQuery,
+    ConversationStore,
+    StoreError,
+    is_incomplete,
+)
 
 logger = logging.getLogger("conversation_manager.console")
 

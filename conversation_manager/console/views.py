@@ -234,11 +234,6 @@ def latency_series() -> list[dict[str, str]]:
     return [{"key": key, "label": label} for key, label in _METRICS]
 
 
-def is_incomplete(conversation: Row) -> bool:
-    """Issue 13's mark: a column or a metadata flag saying the transcript is incomplete."""
-    return bool(conversation.get("incomplete") or (conversation.get("metadata") or {}).get("incomplete"))
-
-
 # ------------------------------------------------------------------------------ stats
 
 
