@@ -6,7 +6,6 @@ same store through the conversation manager from its loop.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from conversation_manager.console import build_app
+from conversation_manager.console.server import listening_socket
 from settings import Settings
 
 START_TIMEOUT = 30.0
@@ -29,9 +29,7 @@ class RunningConsole:
 
 @contextmanager
 def running_console(settings: Settings) -> Iterator[RunningConsole]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # the same socket `serve` makes (TCP_NODELAY on connections)
     port = sock.getsockname()[1]
     config = uvicorn.Config(build_app(settings), log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)

@@ -208,3 +208,29 @@ def test_credentials_are_read_from_basic_and_bearer() -> None:
     assert presented_secret("Basic " + base64.b64encode(b"nocolon").decode()) is None
     assert presented_secret("Digest x") is None
     assert presented_secret(None) is None
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import io
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        err = io.StringIO()
+        assert serve(Settings(data_dir=tmp_path), host="127.0.0.1", port=taken.getsockname()[1], err=err) == 1
+    assert "cannot listen on 127.0.0.1:" in err.getvalue() and "Traceback" not in err.getvalue()
+
+
+def test_accepted_connections_do_not_wait_for_delayed_acks() -> None:
+    """asyncio sets TCP_NODELAY only on sockets made as IPPROTO_TCP; without it a keep-alive
+    browser waits about 40 ms between a response's headers and its body."""
+    import socket
+
+    from conversation_manager.console.server import listening_socket
+
+    listener = listening_socket("127.0.0.1", 0)
+    try:
+        assert listener.proto == socket.IPPROTO_TCP
+    finally:
+        listener.close()
