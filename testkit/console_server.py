@@ -10,15 +10,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import uvicorn
 
 from conversation_manager.console import build_app
 from conversation_manager.console.server import listening_socket
 from settings import Settings
+from testkit.local_supabase import Stack
 
 START_TIMEOUT = 30.0
+TOKEN = "operator-secret-0123456789"
+"""The operator credential the console tests configure."""
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,11 @@ def running_console(settings: Settings) -> Iterator[RunningConsole]:
         server.should_exit = True
         thread.join(timeout=START_TIMEOUT)
         sock.close()
+
+
+def console_settings(tmp_path: Path, stack: Stack | None, **extra: object) -> Settings:
+    """The console over the embedded file in `tmp_path`, or over `stack`, with the test credential."""
+    settings = Settings(data_dir=tmp_path, journal_dir=tmp_path / "journal", console_token=TOKEN, store_timeout=5.0)
+    if stack is not None:
+        settings = replace(settings, supabase_url=stack.url, supabase_service_role_key=stack.service_key)
+    return replace(settings, **extra)

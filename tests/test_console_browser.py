@@ -21,10 +21,9 @@ from settings import Settings
 from storage.records import ConversationStore
 from testkit.browser import chromium, response_statuses
 from testkit.console_records import HOSTILE_TEXT, SeededCalls, seed_calls
-from testkit.console_server import RunningConsole, running_console
+from testkit.console_server import TOKEN, RunningConsole, console_settings, running_console
 from testkit.local_supabase import Stack
 from testkit.record_stores import BACKENDS, open_store
-from tests.test_operator_console import TOKEN, console_settings
 
 WAIT = 30
 
@@ -61,7 +60,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
             await store.aclose()
 
     calls = asyncio.run(go())
-    with running_console(console_settings(request.param, tmp_path, stack)) as console, chromium(token=TOKEN) as browser:
+    with running_console(console_settings(tmp_path, stack)) as console, chromium(token=TOKEN) as browser:
         yield Site(console, calls, browser, tmp_path, request.param, stack)
 
 

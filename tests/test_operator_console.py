@@ -17,11 +17,10 @@ from conversation_manager.console import serve
 from conversation_manager.console.access import presented_secret
 from settings import Settings
 from testkit.console_records import CALLER_PHONE, HOSTILE_TEXT, SeededCalls, seed_calls
-from testkit.console_server import RunningConsole, running_console
+from testkit.console_server import TOKEN, RunningConsole, console_settings, running_console
 from testkit.local_supabase import Stack
 from testkit.record_stores import BACKENDS, open_store
 
-TOKEN = "operator-secret-0123456789"
 ROUTES = ("/calls", "/live", "/stats", "/api/calls", "/api/live", "/api/stats", "/static/console.js")
 
 
@@ -33,13 +32,6 @@ class Seeded:
     def client(self, *, token: str | None = TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.console.url, headers=headers, timeout=30)
-
-
-def console_settings(backend: str, tmp_path: Path, stack: Stack | None, **extra: object) -> Settings:
-    settings = Settings(data_dir=tmp_path, journal_dir=tmp_path / "journal", console_token=TOKEN, store_timeout=5.0)
-    if stack is not None:
-        settings = replace(settings, supabase_url=stack.url, supabase_service_role_key=stack.service_key)
-    return replace(settings, **extra)
 
 
 def seed(backend: str, tmp_path: Path, stack: Stack | None) -> SeededCalls:
@@ -57,7 +49,7 @@ def seed(backend: str, tmp_path: Path, stack: Stack | None) -> SeededCalls:
 def seeded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Seeded]:
     stack: Stack | None = request.getfixturevalue("clean_db") if request.param == "supabase" else None
     calls = seed(request.param, tmp_path, stack)
-    with running_console(console_settings(request.param, tmp_path, stack)) as console:
+    with running_console(console_settings(tmp_path, stack)) as console:
         yield Seeded(console, calls)
 
 
@@ -182,7 +174,7 @@ def test_stats_days_are_bounded(seeded: Seeded) -> None:
 
 def test_an_unreachable_store_is_a_503(tmp_path: Path, supabase_stack: Stack) -> None:
     settings = replace(
-        console_settings("supabase", tmp_path, supabase_stack),
+        console_settings(tmp_path, supabase_stack),
         supabase_url="http://127.0.0.1:9",
         store_timeout=1.0,
     )
