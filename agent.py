@@ -48,7 +48,9 @@ def prewarm(proc: JobProcess) -> None:
     """Runs once per job process before any call: log hygiene (filters do not cross processes),
     and the VAD loaded so the first call is not slow."""
     settings = Settings.from_env()  # validated at start-up: cannot fail here
-    logs.install(keep_transcripts=settings.log_transcripts)
+    # `console` runs its job in this process, and its text UI shows the agent's words only
+    # through LiveKit's transcript log lines: the person at the keyboard is the caller.
+    logs.install(keep_transcripts=settings.log_transcripts or cli.AgentsConsole.get_instance().enabled)
     proc.userdata["vad"] = build_vad(settings)
 
 
@@ -243,7 +245,7 @@ def main(argv: list[str]) -> None:
         # LiveKit's CLI sets up logging (JSON lines in `start`, readable text in `dev`).
         os.environ["LIVEKIT_LOG_LEVEL"] = settings.log_level
     warn_if_volatile(settings.journal_dir)
-    logs.install(keep_transcripts=settings.log_transcripts)
+    logs.install(keep_transcripts=settings.log_transcripts or mode == "console")
     check_endpoint_or_exit(settings, mode)
     replay_in_background(settings)
     cli.run_app(build_server(settings))

@@ -5,7 +5,8 @@
   held at WARNING whatever LOG_LEVEL says.
 - LiveKit marks the log fields that carry transcripts, tool arguments and outputs with an
   `lk.pii.` prefix; those fields are removed from its lines (the line stays, with the field's
-  length) unless `LOG_TRANSCRIPTS=true`.
+  length) unless `LOG_TRANSCRIPTS=true` (agent.py keeps them in `console` too: its text UI shows
+  the agent's words only through them, and the person at the keyboard is the caller).
 - LiveKit's AgentSession builds its default turn detector even when one is given (an eager
   `dict.get` default), which in dev and console logs "LIVEKIT_INFERENCE_URL is set but ...
   falling back to the turn-detector-v1-mini model" though nothing LiveKit is configured and
