@@ -79,7 +79,7 @@ async def cmd_list(store: ConversationStore, args: argparse.Namespace, settings:
         [
             [
                 r["conversation_id"],
-                r["status"] + ("" if r.get("record_complete", True) else " INCOMPLETE"),
+                r["status"] + (" INCOMPLETE" if is_incomplete(r) else ""),
                 _short_time(r["started_at"]),
                 r["duration_seconds"],
                 r["message_count"],
@@ -122,11 +122,10 @@ async def cmd_show(store: ConversationStore, args: argparse.Namespace, settings:
         _dump(dataclasses.asdict(detail), out)
         return 0
     c = {k: v if k in ("duration_seconds", "message_count") else visible(v) for k, v in detail.conversation.items()}
-    if is_incomplete(detail.conversation):
-        out.write("INCOMPLETE TRANSCRIPT: turns may be missing\n")
     out.write(f"conversation {c['conversation_id']}  room {c['room_name']}  status {c['status']}\n")
-    if not c.get("record_complete", True):
-        why = (c.get("metadata") or {}).get("record_at_risk") or "its write was cut before every row landed"
+    if is_incomplete(detail.conversation):  # the raw row: `c` holds display strings
+        metadata = detail.conversation.get("metadata") or {}
+        why = visible(metadata.get("record_at_risk") or "its write was cut before every row landed")
         out.write(f"RECORD INCOMPLETE: {why}; `replay` completes it if a journal remains\n")
     out.write(
         f"started {_short_time(c['started_at'])}  ended {_short_time(c['ended_at'])}  "

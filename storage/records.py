@@ -173,8 +173,8 @@ class ConversationQuery:
     """Which conversations a search returns: every filter is a value, never query syntax.
 
     `since` and `until` are ISO dates or instants (UTC); `since` is inclusive, `until` exclusive.
-    `slow`: at least one reply slower than SLOW_TURN_MS. `incomplete`: the record says its
-    transcript is incomplete (`metadata.incomplete`). Newest first; `offset` pages.
+    `slow`: at least one reply slower than SLOW_TURN_MS. `incomplete`: not every row of the
+    record landed (`record_complete = false`). Newest first; `offset` pages.
     """
 
     status: str | None = None
@@ -196,8 +196,8 @@ class ConversationQuery:
 
 
 def is_incomplete(conversation: Row) -> bool:
-    """Whether the record says its transcript is incomplete (a column or `metadata.incomplete`)."""
-    return bool(conversation.get("incomplete") or (conversation.get("metadata") or {}).get("incomplete"))
+    """Whether not every row of the record landed (`record_complete = false`; migration 0006)."""
+    return not conversation.get("record_complete", True)
 
 
 def report_since(days: int) -> str:

@@ -206,7 +206,7 @@ class SQLiteConversationStore(ConversationStore):
         if query.slow:
             clauses.append("slow_turns > 0")
         if query.incomplete:
-            clauses.append("json_extract(metadata, '$.incomplete') = 1")
+            clauses.append("record_complete = 0")
         where = ("where " + " and ".join(clauses)) if clauses else ""
         return await self._select(
             f"select * from conversations {where} order by started_at desc, conversation_id desc limit ? offset ?",

@@ -133,7 +133,7 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         if query.slow:
             q = q.gt("slow_turns", 0)
         if query.incomplete:
-            q = q.eq("metadata->>incomplete", "true")
+            q = q.eq("record_complete", "false")
         q = q.order("started_at", desc=True).order("conversation_id", desc=True)
         result = await self._call(
             "search conversations", q.range(query.offset, query.offset + query.limit - 1).execute()

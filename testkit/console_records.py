@@ -101,8 +101,10 @@ async def seed_calls(store: ConversationStore, journal_dir: Path, *, now: float 
     hostile = await m.start_conversation(None, "console-room", "caller-c")
     m.add_message_to_local_transcript("user", HOSTILE_TEXT)
     m.add_message_to_local_transcript("assistant", "Sorry?", metadata=metrics(0.7))
-    m.update_conversation(metadata={"incomplete": True})
     await m.end_conversation(status="abandoned")
+    # The worker held one more turn than reached the store: the record is marked incomplete (issue 13's mark).
+    m.add_message_to_local_transcript("user", "a turn that never reached the store")
+    await store.mark_incomplete(m.transcript.to_record(), "journal lost: disk full")
 
     m = manager("en", start - 3 * 86400)
     old = await m.start_conversation(None, "console-room", "caller-d")

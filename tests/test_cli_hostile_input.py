@@ -48,8 +48,10 @@ def store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         manager.add_message_to_local_transcript("user", HOSTILE)
         manager.add_tool_call("lookup\x1b[31m", {"q": "\x1b]0;t\x07"}, "out\r\x1b[1A")
         manager.set_caller_details(name="Omar\x1b[2J")
-        manager.update_conversation(metadata={"incomplete": True})  # issue 13's mark: shown by `show`
         await manager.end_conversation(summary="done \x1b[2J")
+        # The worker held one more turn than reached the store: the record is marked incomplete.
+        manager.add_message_to_local_transcript("user", "a turn that never reached the store")
+        await store.mark_incomplete(manager.transcript.to_record(), "journal lost: \x1b[2J disk full")
         await store.aclose()
         return cid
 
@@ -108,7 +110,7 @@ def test_stored_escape_sequences_are_shown_not_sent(store_env: str) -> None:
     _, shown, _ = run_cli("show", store_env)
     assert "\\x1b[2J" in shown and "\\x07" in shown and "\\x0d" in shown and "\\u202e" in shown
     assert "<script>x</script>" in shown  # a terminal does not run markup: shown as typed
-    assert shown.startswith("INCOMPLETE TRANSCRIPT")
+    assert "RECORD INCOMPLETE: journal lost: \\x1b[2J disk full" in shown
     _, listed, _ = run_cli("list")
     assert "Omar\\x1b[2J" in listed
 

@@ -111,6 +111,7 @@ def test_a_hostile_message_is_text(seeded: Seeded) -> None:
     assert "<script>window" not in html and "<img src=x" not in html and "\x1b" not in html and "\r" not in html
     assert "&lt;script&gt;window.__console_xss = 1&lt;/script&gt;" in html
     assert "\\x1b[2J" in html and "\\x07" in html and "\\x0d" in html
+    assert 'id="incomplete-why"' in html and "journal lost: disk full" in html, "issue 13's mark and its reason"
     stored = c.get(f"/api/calls/{seeded.calls.hostile}").json()["messages"][0]["content"]
     assert stored == HOSTILE_TEXT, "the JSON twin has the record as stored"
 

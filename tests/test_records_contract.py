@@ -167,7 +167,9 @@ async def test_search_filters_combine_and_page_newest_first(store: ConversationS
     await store.write_call(call("p-booked-ar", 1, outcome="booked", language="ar", slow_turns=0))
     await store.write_call(call("slow-en", 2, outcome="booked", language="en", slow_turns=3))
     await store.write_call(call("p-cancel", 3, outcome="cancelled", language="ar", slow_turns=None))
-    await store.write_call(call("gap", 4, status="abandoned", metadata={"incomplete": True}))
+    gap = call("gap", 4, status="abandoned")
+    await store.write_call(gap)
+    await store.mark_incomplete(gap, "journal lost")
     await store.write_call(call("old", 60 * 48, outcome="booked", language="ar"))
 
     async def ids(**filters: object) -> list[str]:

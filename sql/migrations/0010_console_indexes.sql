@@ -6,8 +6,6 @@
 create index if not exists conversations_outcome_idx on public.conversations (outcome, started_at desc);
 create index if not exists conversations_language_idx on public.conversations (language, started_at desc);
 create index if not exists conversations_slow_idx on public.conversations (started_at desc) where slow_turns > 0;
-create index if not exists conversations_incomplete_idx on public.conversations (started_at desc)
-    where (metadata ->> 'incomplete') = 'true';
 
 create or replace view public.daily_slow_turns
 with (security_invoker = true) as
