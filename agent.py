@@ -18,6 +18,7 @@ from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io
 from livekit.plugins import openai
 
+import logs
 import prompts
 from calls import Call, open_call
 from conversation_manager import replay_pending
@@ -25,6 +26,7 @@ from conversation_manager.journal_volume import warn_if_volatile
 from conversation_manager.manager import new_conversation_id
 from desk import phrases
 from settings import Mode, Settings, load_or_exit
+from startup_checks import openai_endpoint_problem
 from storage.factory import open_record_store
 from tools.agents import transfer_sip_participant
 from tools.call_language import stt_language_options
@@ -43,8 +45,13 @@ CLI_MODES: dict[str, Mode] = {"dev": "dev", "start": "start", "console": "consol
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Runs once per job process before any call: load the VAD so the first call is not slow."""
-    proc.userdata["vad"] = build_vad(Settings.from_env())  # validated at start-up: cannot fail here
+    """Runs once per job process before any call: log hygiene (filters do not cross processes),
+    and the VAD loaded so the first call is not slow."""
+    settings = Settings.from_env()  # validated at start-up: cannot fail here
+    # `console` runs its job in this process, and its text UI shows the agent's words only
+    # through LiveKit's transcript log lines: the person at the keyboard is the caller.
+    logs.install(keep_transcripts=settings.log_transcripts or cli.AgentsConsole.get_instance().enabled)
+    proc.userdata["vad"] = build_vad(settings)
 
 
 def build_session(settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False) -> AgentSession:
@@ -211,6 +218,18 @@ def prompt_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def check_endpoint_or_exit(settings: Settings, mode: Mode) -> None:
+    """A dead LLM endpoint stops `start` (a deployment that cannot answer must not take calls);
+    in dev and console it is one warning line and the worker starts anyway."""
+    problem = openai_endpoint_problem(settings)
+    if problem is None:
+        return
+    if mode == "start":
+        sys.stderr.write(f"Start-up check failed; the worker did not start:\n  - {problem}\n")
+        raise SystemExit(1)
+    sys.stderr.write(f"warning: {problem} (the first reply will fail until it answers)\n")
+
+
 def main(argv: list[str]) -> None:
     mode = CLI_MODES.get(argv[1]) if len(argv) > 1 else None
     if mode is None:  # --help, download-files, ...: nothing of ours to validate
@@ -226,6 +245,8 @@ def main(argv: list[str]) -> None:
         # LiveKit's CLI sets up logging (JSON lines in `start`, readable text in `dev`).
         os.environ["LIVEKIT_LOG_LEVEL"] = settings.log_level
     warn_if_volatile(settings.journal_dir)
+    logs.install(keep_transcripts=settings.log_transcripts or mode == "console")
+    check_endpoint_or_exit(settings, mode)
     replay_in_background(settings)
     cli.run_app(build_server(settings))
 

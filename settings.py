@@ -38,8 +38,18 @@ BROWSER_CALLER_ATTRIBUTES = ("phone",)
 names it in TRUSTED_CALLER_ATTRIBUTES (its token server sets it; the caller cannot change it)."""
 TAVUS_MAX_CALL_DURATION = 3600.0
 """Tavus's documented maximum for a conversation's `max_call_duration`."""
+CONSOLE_TOKEN_MIN_CHARS = 16
+APP_DIR_NAME = "callcenter-voice-agent"
 
 T = TypeVar("T")
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Where records and journals live when DATA_DIR is not set, whatever the current directory:
+    `$XDG_DATA_HOME/callcenter-voice-agent`, else `~/.local/share/callcenter-voice-agent`."""
+    xdg = env.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path(env.get("HOME") or Path.home()) / ".local" / "share"
+    return base / APP_DIR_NAME
 
 
 class SettingsError(Exception):
@@ -99,8 +109,8 @@ class Settings:
     # Storage
     supabase_url: str | None = None
     supabase_service_role_key: str = field(default="", repr=False)
-    data_dir: Path = Path(".data")
-    journal_dir: Path = Path(".data/journal")
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    journal_dir: Path = field(default_factory=lambda: default_data_dir(os.environ) / "journal")
     journal_retention_days: float = 14.0
     single_machine: bool = False
     """`start` with the embedded SQLite store: only when one machine runs every worker."""
@@ -144,6 +154,13 @@ class Settings:
     slow_turn_ms: float = 2000.0
     log_level: str | None = None
     """None keeps LiveKit's default: DEBUG in dev and console, INFO in start."""
+    log_transcripts: bool = False
+    """Keep the transcript, tool-argument and tool-output fields of LiveKit's log lines (logs.py)."""
+    # Operator console (`python -m conversation_manager serve`)
+    console_host: str = "127.0.0.1"
+    console_port: int = 8089
+    console_token: str = field(default="", repr=False)
+    """The operator credential; required to bind anywhere but loopback, checked on every request when set."""
 
     @property
     def record_retry_timeout(self) -> float:
@@ -175,7 +192,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, *, mode: Mode = "tools") -> Settings:
         """Read and validate; raises `SettingsError` listing every problem found."""
         reader = _Reader(os.environ if env is None else env)
-        data_dir = Path(reader.text("DATA_DIR", str(cls.data_dir)))
+        data_dir = Path(reader.text("DATA_DIR")) if reader.text("DATA_DIR") else default_data_dir(reader.env)
         country_code = reader.country_code("DEFAULT_COUNTRY_CODE", cls.default_country_code)
         languages = reader.languages("AGENT_LANGUAGES", "AGENT_LANGUAGE", SUPPORTED_LANGUAGES, cls.languages)
         s = cls(
@@ -261,6 +278,10 @@ class Settings:
             store_timeout=reader.number("STORE_TIMEOUT", cls.store_timeout),
             slow_turn_ms=reader.number("SLOW_TURN_MS", cls.slow_turn_ms),
             log_level=reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True) if reader.text("LOG_LEVEL") else None,
+            log_transcripts=reader.choice("LOG_TRANSCRIPTS", ("true", "false"), "false") == "true",
+            console_host=reader.text("CONSOLE_HOST", cls.console_host),
+            console_port=reader.integer("CONSOLE_PORT") or cls.console_port,
+            console_token=reader.text("CONSOLE_TOKEN"),
         )
         reader.problems.extend(_cross_field_problems(s, mode))
         if reader.problems:
@@ -300,6 +321,12 @@ def _cross_field_problems(s: Settings, mode: Mode) -> list[str]:
             "Supabase; set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY, or set SINGLE_MACHINE_DEPLOYMENT=true "
             f"if one machine runs every worker and keeps the records and appointments under DATA_DIR ({s.data_dir})"
         )
+    if s.console_token and len(s.console_token) < CONSOLE_TOKEN_MIN_CHARS:
+        problems.append(
+            f"CONSOLE_TOKEN must be at least {CONSOLE_TOKEN_MIN_CHARS} characters (e.g. `openssl rand -hex 24`)"
+        )
+    if not 1 <= s.console_port <= 65535:
+        problems.append(f"CONSOLE_PORT must be 1..65535, got {s.console_port}")
     if s.tavus_api_key and not s.tavus_face_id:
         problems.append("TAVUS_FACE_ID is not set but TAVUS_API_KEY is: set the Tavus replica (face) id")
     if s.still_working_after <= s.acknowledgement_delay:

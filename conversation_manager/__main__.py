@@ -1,5 +1,3 @@
-import sys
+from conversation_manager.cli import entry
 
-from conversation_manager.cli import main
-
-sys.exit(main(sys.argv[1:]))
+entry()

@@ -7,7 +7,8 @@
 #
 # Set-up, only when missing: a virtualenv in .venv with requirements.txt, and PortAudio
 # (the LiveKit console needs it even in text mode). Settings come from the environment
-# or .env (see .env.example); with no SUPABASE_URL the records go to .data/records.sqlite3.
+# or .env (see .env.example); with no SUPABASE_URL the records go to
+# ~/.local/share/callcenter-voice-agent/records.sqlite3 (DATA_DIR overrides).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

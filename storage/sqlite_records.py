@@ -18,6 +18,7 @@ from storage.records import (
     TOOL_CALL_COLUMNS,
     CallRecord,
     ConversationDetail,
+    ConversationQuery,
     ConversationStore,
     RecordState,
     Report,
@@ -186,6 +187,32 @@ class SQLiteConversationStore(ConversationStore):
             f"select * from conversations {where} order by started_at desc limit ?", [*params, limit]
         )
 
+    async def search_conversations(self, query: ConversationQuery) -> list[Row]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("status", "outcome", "language"):
+            if value := getattr(query, column):
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.phone:
+            clauses.append("user_phone = ?")
+            params.append(query.phone)
+        if query.since:
+            clauses.append("started_at >= ?")
+            params.append(query.since)
+        if query.until:
+            clauses.append("started_at < ?")
+            params.append(query.until)
+        if query.slow:
+            clauses.append("slow_turns > 0")
+        if query.incomplete:
+            clauses.append("record_complete = 0")
+        where = ("where " + " and ".join(clauses)) if clauses else ""
+        return await self._select(
+            f"select * from conversations {where} order by started_at desc, conversation_id desc limit ? offset ?",
+            [*params, query.limit, query.offset],
+        )
+
     async def get_conversation(self, conversation_id: str) -> ConversationDetail | None:
         found = await self._select("select * from conversations where conversation_id = ?", [conversation_id])
         if not found:
@@ -249,7 +276,13 @@ class SQLiteConversationStore(ConversationStore):
             "from tool_calls group by name order by name",
             [],
         )
-        return Report(volume, outcomes, _daily_latency(replies), agent_usage, tool_errors)
+        slow_turns = await self._select(
+            "select substr(started_at, 1, 10) as day, count(*) as calls, "
+            "coalesce(sum(slow_turns > 0), 0) as slow_calls, coalesce(sum(slow_turns), 0) as slow_turns "
+            "from conversations where started_at >= ? group by 1 order by 1",
+            since,
+        )
+        return Report(volume, outcomes, _daily_latency(replies), agent_usage, tool_errors, slow_turns)
 
     async def aclose(self) -> None:
         await self._db.close()

@@ -100,3 +100,8 @@ create table if not exists tool_calls (
 );
 -- sql/migrations/0007_call_language.sql
 create index if not exists messages_language_idx on messages (json_extract(metadata, '$.language'), conversation_id);
+
+-- The operator console's list filters (sql/migrations/0010_console_indexes.sql).
+create index if not exists conversations_outcome_idx on conversations (outcome, started_at desc);
+create index if not exists conversations_language_idx on conversations (language, started_at desc);
+create index if not exists conversations_slow_idx on conversations (started_at desc) where slow_turns > 0;

@@ -15,6 +15,7 @@ from storage.records import (
     TOOL_CALL_COLUMNS,
     CallRecord,
     ConversationDetail,
+    ConversationQuery,
     ConversationStore,
     RecordState,
     Report,
@@ -118,6 +119,27 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         result = await self._call("list conversations", query.order("started_at", desc=True).limit(limit).execute())
         return list(result.data)
 
+    async def search_conversations(self, query: ConversationQuery) -> list[Row]:
+        q = self._client.table("conversations").select("*")
+        for column in ("status", "outcome", "language"):
+            if value := getattr(query, column):
+                q = q.eq(column, value)
+        if query.phone:
+            q = q.eq("user_phone", query.phone)
+        if query.since:
+            q = q.gte("started_at", query.since)
+        if query.until:
+            q = q.lt("started_at", query.until)
+        if query.slow:
+            q = q.gt("slow_turns", 0)
+        if query.incomplete:
+            q = q.eq("record_complete", "false")
+        q = q.order("started_at", desc=True).order("conversation_id", desc=True)
+        result = await self._call(
+            "search conversations", q.range(query.offset, query.offset + query.limit - 1).execute()
+        )
+        return list(result.data)
+
     async def _all_rows(self, table: str, conversation_id: str, order: str) -> list[Row]:
         rows: list[Row] = []
         while True:
@@ -150,6 +172,13 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         rows = (await self._call("stats", self._client.table(view).select("*").order("status").execute())).data
         return [StatusStats(**row) for row in rows]
 
+    async def _daily_latency(self, since: str) -> list[Row]:
+        """The daily_latency view's figures from `since` (migration 0010: read per call, by index)."""
+        result = await self._call(
+            "report daily_latency", self._client.rpc("daily_latency_since", {"since": since}).execute()
+        )
+        return list(result.data)
+
     async def report(self, *, days: int = 7) -> Report:
         since = report_since(days)
 
@@ -164,9 +193,10 @@ class SupabaseConversationStore(SupabaseBackend, ConversationStore):
         sections = await asyncio.gather(
             view("daily_call_volume", "day", daily=True),
             view("daily_outcomes", "day,outcome", daily=True),
-            view("daily_latency", "day", daily=True),
+            self._daily_latency(since),
             view("agent_usage_by_type", "agent_type", daily=False),
             view("tool_error_rates", "name", daily=False),
+            view("daily_slow_turns", "day", daily=True),
         )
         return Report(*sections)
 

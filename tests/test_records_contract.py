@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from storage.records import CallRecord, ConversationStore, RecordState
+from storage.records import CallRecord, ConversationQuery, ConversationStore, RecordState
 from testkit.local_supabase import Stack
 from testkit.record_stores import BACKENDS, open_store, same_instant, without_ids
 
@@ -158,6 +158,40 @@ async def test_list_filters_and_orders_most_recent_first(store: ConversationStor
 
 
 @pytest.mark.asyncio
+async def test_search_filters_combine_and_page_newest_first(store: ConversationStore) -> None:
+    def call(cid: str, minutes_ago: float, **fields: object) -> CallRecord:
+        r = record(cid, minutes_ago=minutes_ago, phone="+963991234567" if cid.startswith("p") else None)
+        r.conversation.update(fields)
+        return r
+
+    await store.write_call(call("p-booked-ar", 1, outcome="booked", language="ar", slow_turns=0))
+    await store.write_call(call("slow-en", 2, outcome="booked", language="en", slow_turns=3))
+    await store.write_call(call("p-cancel", 3, outcome="cancelled", language="ar", slow_turns=None))
+    gap = call("gap", 4, status="abandoned")
+    await store.write_call(gap)
+    await store.mark_incomplete(gap, "journal lost")
+    await store.write_call(call("old", 60 * 48, outcome="booked", language="ar"))
+
+    async def ids(**filters: object) -> list[str]:
+        return [r["conversation_id"] for r in await store.search_conversations(ConversationQuery(**filters))]
+
+    assert await ids() == ["p-booked-ar", "slow-en", "p-cancel", "gap", "old"]
+    assert await ids(outcome="booked", language="ar") == ["p-booked-ar", "old"]
+    assert await ids(slow=True) == ["slow-en"]
+    assert await ids(incomplete=True) == ["gap"]
+    assert await ids(status="abandoned") == ["gap"]
+    assert await ids(phone="+963991234567") == ["p-booked-ar", "p-cancel"]
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()
+    assert await ids(until=yesterday) == ["old"]
+    assert "old" not in await ids(since=yesterday)
+    assert await ids(limit=2) == ["p-booked-ar", "slow-en"]
+    assert await ids(limit=2, offset=2) == ["p-cancel", "gap"]
+    assert await ids(limit=2, offset=10) == []
+    assert await ids(outcome="booked' or '1'='1") == []
+    assert await ids(language="eq.ar,or=(id.gt.0)") == []
+
+
+@pytest.mark.asyncio
 async def test_filter_values_are_data_not_syntax(store: ConversationStore) -> None:
     await store.write_call(record("c-main", phone="+963991234567"))
     assert await store.list_conversations(phone="eq.1,or=(id.gt.0)") == []
@@ -243,6 +277,7 @@ async def test_report_gives_the_reporting_views_figures(store: ConversationStore
             "avg_duration_ms": pytest.approx(12.0),
         }
     ]
+    assert report.slow_turns == [{"day": today, "calls": 2, "slow_calls": 0, "slow_turns": 0}]
     assert len((await store.report(days=30)).volume) == 2, "the older day is in a longer report"
 
 

@@ -31,7 +31,7 @@ def problems(env: dict[str, str], mode: str = "start") -> list[str]:
 def test_a_complete_environment_is_accepted_with_defaults() -> None:
     s = Settings.from_env(WORKER_ENV, mode="dev")
     assert (s.language, s.uses_supabase, s.tavus_enabled) == ("en", False, False)
-    assert s.journal_dir == Path(".data/journal")
+    assert s.journal_dir == s.data_dir / "journal" and s.data_dir.is_absolute()
     assert (s.trusted_caller_attributes, s.load_threshold, s.escalation_phone_number) == (frozenset(), None, None)
 
 
