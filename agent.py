@@ -34,7 +34,7 @@ from tools.keypad import KeypadListener
 from tools.room_status import RoomStatusPublisher
 from tools.typed_chat import typed_chat_input
 from tools.warm_transfer import HoldMusic, WarmTransfer
-from turn_handling import BackchannelFilter, build_vad, turn_handling_for
+from turn_handling import BackchannelFilter, build_vad, skip_unused_model_preload, turn_handling_for
 
 logger = logging.getLogger("agent")
 
@@ -61,7 +61,10 @@ def build_session(settings: Settings, *, vad: inference.VAD | None = None, avata
     if settings.openai_base_url:
         client_options["base_url"] = settings.openai_base_url
     hint = stt_language_options(settings.stt_model, settings.languages)
-    listener = BackchannelFilter(openai.STT(model=settings.stt_model, **hint, **client_options), settings.languages)
+    recogniser = openai.STT(
+        model=settings.stt_model, use_realtime=settings.stt_streaming, **hint, **client_options
+    )
+    listener = BackchannelFilter(recogniser, settings.languages)
     session = AgentSession(
         stt=listener,
         llm=openai.LLM(model=settings.llm_model, **client_options),
@@ -247,6 +250,7 @@ def main(argv: list[str]) -> None:
     warn_if_volatile(settings.journal_dir)
     logs.install(keep_transcripts=settings.log_transcripts or mode == "console")
     check_endpoint_or_exit(settings, mode)
+    skip_unused_model_preload(settings, os.environ)
     replay_in_background(settings)
     cli.run_app(build_server(settings))
 

@@ -187,7 +187,7 @@ async def test_profile_paces_the_llm_after_its_first_token(server: FakeOpenAISer
     assert len(server.first_tokens) == 1
 
 
-def test_profiles_are_the_fixed_ones() -> None:
+async def test_profiles_are_the_fixed_ones() -> None:
     assert profile("hosted") is HOSTED and profile("instant") is INSTANT
     assert HOSTED.stt_batch_delay(2.0) == pytest.approx(0.38)
     assert HOSTED.unavoidable_ms(vad_silence_s=0.2, streaming=True) == pytest.approx(200 + 450 + 250)
