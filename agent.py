@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io
@@ -54,9 +55,12 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = build_vad(settings)
 
 
-def build_session(settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False) -> AgentSession:
+def build_session(
+    settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False, **session_options: Any
+) -> AgentSession:
     """The production pipeline: OpenAI-compatible STT, LLM and TTS, offline VAD and turn handling
-    (turn_handling.py: end-of-turn rules, barge-in, backchannels ignored while the agent speaks)."""
+    (turn_handling.py: end-of-turn rules, barge-in, backchannels ignored while the agent speaks).
+    `session_options` go to `AgentSession` as they are (the audio harness turns off its warm-ups)."""
     client_options = {"api_key": settings.openai_key_for_client}
     if settings.openai_base_url:
         client_options["base_url"] = settings.openai_base_url
@@ -71,6 +75,7 @@ def build_session(settings: Settings, *, vad: inference.VAD | None = None, avata
         tts=openai.TTS(model=settings.tts_model, voice=settings.voice_for(settings.language), **client_options),
         vad=vad or build_vad(settings),
         turn_handling=turn_handling_for(settings, avatar=avatar),
+        **session_options,
     )
     listener.watch(session)
     return session

@@ -263,7 +263,9 @@ class BackchannelFilter(stt.STT):
         logger.debug("backchannel during the agent's reply ignored")
         first = event.alternatives[0]
         return stt.SpeechEvent(
-            type=event.type, request_id=event.request_id, alternatives=[stt.SpeechData(text="", language=first.language)]
+            type=event.type,
+            request_id=event.request_id,
+            alternatives=[stt.SpeechData(text="", language=first.language)],
         )
 
     async def _recognize_impl(

@@ -250,7 +250,9 @@ class _RealtimeSession:
                 task.cancel()
 
     async def _error(self, code: str, message: str) -> None:
-        await self._send({"type": "error", "error": {"type": "invalid_request_error", "code": code, "message": message}})
+        await self._send(
+            {"type": "error", "error": {"type": "invalid_request_error", "code": code, "message": message}}
+        )
 
     async def _append(self, audio: np.ndarray) -> None:
         profile = self._routes._profile()
@@ -283,7 +285,9 @@ class _RealtimeSession:
         self._audio = []
         self._interim_text = ""
         self._next_interim = self._samples + round(self._routes._profile().stt_interim_every_s * PCM_RATE)
-        await self._send({"type": "input_audio_buffer.speech_started", "item_id": item_id, "audio_start_ms": self._ms(start)})
+        await self._send(
+            {"type": "input_audio_buffer.speech_started", "item_id": item_id, "audio_start_ms": self._ms(start)}
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -313,9 +317,15 @@ class _RealtimeSession:
         self._utterance, self._audio = None, []
         end_ms = self._ms(self._last_loud)
         utterance.stopped_at, utterance.audio_end_ms = time.time(), end_ms
-        await self._send({"type": "input_audio_buffer.speech_stopped", "item_id": utterance.item_id, "audio_end_ms": end_ms})
         await self._send(
-            {"type": "input_audio_buffer.committed", "item_id": utterance.item_id, "previous_item_id": self._previous_item}
+            {"type": "input_audio_buffer.speech_stopped", "item_id": utterance.item_id, "audio_end_ms": end_ms}
+        )
+        await self._send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": utterance.item_id,
+                "previous_item_id": self._previous_item,
+            }
         )
         self._previous_item = utterance.item_id
         transcript = await self._routes.transcriber(samples, PCM_RATE, final=True)

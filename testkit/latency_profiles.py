@@ -62,7 +62,9 @@ HOSTED = LatencyProfile(
     tts_first_byte_s=0.250,
     tts_speed=4.0,
 )
-FAST = replace(HOSTED, name="fast", stt_final_s=0.100, llm_first_token_s=0.150, llm_tokens_per_s=300.0, tts_first_byte_s=0.090)
+FAST = replace(
+    HOSTED, name="fast", stt_final_s=0.100, llm_first_token_s=0.150, llm_tokens_per_s=300.0, tts_first_byte_s=0.090
+)
 INSTANT = LatencyProfile(
     name="instant",
     stt_batch_s=0.0,

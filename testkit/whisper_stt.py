@@ -92,7 +92,12 @@ class Recognizer:
         audio = samples.astype(np.float32) / 32768.0
         with self._lock:
             segments, _ = self._model.transcribe(
-                audio, language="en", beam_size=1, word_timestamps=True, vad_filter=False, condition_on_previous_text=False
+                audio,
+                language="en",
+                beam_size=1,
+                word_timestamps=True,
+                vad_filter=False,
+                condition_on_previous_text=False,
             )
             words = tuple(
                 Word(w.word.strip(), float(w.start), float(w.end)) for seg in segments for w in (seg.words or ())
