@@ -58,17 +58,15 @@ class JobCost:
 
 
 def _job_process(worker: psutil.Process) -> psutil.Process | None:
-    """The process running the job: the worker's descendant with the most memory of its own
-    (the forkserver and the resource tracker hold almost none)."""
+    """The process running the job: forked from the worker's forkserver (its cmdline is the
+    forkserver's), the one with the most memory of its own."""
     best: tuple[float, psutil.Process] | None = None
-    for proc in worker.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            cmd = " ".join(proc.cmdline())
-            if "forkserver" in cmd or "resource_tracker" in cmd:
-                continue
-            uss = proc.memory_full_info().uss
-            if best is None or uss > best[0]:
-                best = (uss, proc)
+    for helper in worker.children():
+        for proc in helper.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                uss = proc.memory_full_info().uss
+                if best is None or uss > best[0]:
+                    best = (uss, proc)
     return best[1] if best else None
 
 
@@ -81,6 +79,11 @@ async def _read_line(stream: asyncio.StreamReader, prefix: str, timeout: float) 
         text = line.decode(errors="replace").strip()
         if text.startswith(prefix):
             return text
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.read(65536):
+        pass
 
 
 async def sample(*, livekit_preload: bool) -> JobSample:
@@ -110,6 +113,7 @@ async def sample(*, livekit_preload: bool) -> JobSample:
             try:
                 assert worker.stdout is not None and worker.stdin is not None
                 await _read_line(worker.stdout, "LIVE", READY_TIMEOUT)
+                drain = asyncio.ensure_future(_drain(worker.stdout))  # a full pipe would stall the worker
                 job = _job_process(psutil.Process(worker.pid))
                 if job is None:
                     raise RuntimeError("no job process found under the worker")
@@ -119,9 +123,13 @@ async def sample(*, livekit_preload: bool) -> JobSample:
                 info = job.memory_full_info()
                 worker.stdin.close()
                 await asyncio.wait_for(worker.wait(), READY_TIMEOUT)
+                await drain
                 return JobSample(info.rss / 2**20, info.uss / 2**20, cpu / OPEN_SECONDS * 60)
             finally:
-                if worker.returncode is None:
+                if worker.returncode is None:  # the job processes too: they hold the pipes open
+                    with contextlib.suppress(psutil.Error):
+                        for proc in psutil.Process(worker.pid).children(recursive=True):
+                            proc.kill()
                     worker.kill()
                     await worker.wait()
     finally:
