@@ -171,11 +171,14 @@ class AudioRoutes:
         self.speech_requests.append((wall, time.time(), body["input"]))
         chunk = int(PCM_RATE * TTS_CHUNK_S) * 2
         first = time.monotonic()
-        for i, start in enumerate(range(0, len(pcm), chunk)):
-            if profile.tts_speed > 0 and i:
-                await self._sleep_until(first + i * TTS_CHUNK_S / profile.tts_speed)
-            await resp.write(pcm[start : start + chunk])
-        await resp.write_eof()
+        try:
+            for i, start in enumerate(range(0, len(pcm), chunk)):
+                if profile.tts_speed > 0 and i:
+                    await self._sleep_until(first + i * TTS_CHUNK_S / profile.tts_speed)
+                await resp.write(pcm[start : start + chunk])
+            await resp.write_eof()
+        except ConnectionResetError:  # the client hung up (an interrupted reply): normal
+            pass
         return resp
 
     # -- realtime transcription ---------------------------------------------------------

@@ -269,7 +269,10 @@ class FakeOpenAIServer:
             await self._pace(received + profile.llm_first_token_s + rest)
             return web.json_response(_completion_json(completion_id, model, reply, calls, usage))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._stream(request, received, completion_id, model, reply, calls, usage, include_usage)
+        try:
+            return await self._stream(request, received, completion_id, model, reply, calls, usage, include_usage)
+        except ConnectionResetError:  # the client stopped reading (a cancelled generation): normal
+            return web.Response(status=499)
 
     async def _pace(self, deadline: float) -> None:
         if (delay := deadline - time.monotonic()) > 0:
