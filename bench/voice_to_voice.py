@@ -47,6 +47,7 @@ from testkit.human_speech import HumanSpeech
 from testkit.job_probe import JobCost, measure_job
 from testkit.latency_profiles import FAST, HOSTED, LatencyProfile
 from testkit.voice_rig import ProfiledCall, livekit_defaults_call, production_call
+from turn_handling import build_vad
 
 LONG_REPLY = (
     "Your next appointment is on Monday at ten in the morning with Doctor Rana Khoury at the main clinic. "
@@ -55,8 +56,8 @@ LONG_REPLY = (
     "There is free parking behind the building and the entrance is on the left side of the street."
 )
 SHORT_REPLY = "Okay, I can help with that."
-LIVEKIT_DEFAULT_SILENCE = 0.55
-"""Silero's default `min_silence_duration`, the VAD a bare AgentSession picks."""
+LIVEKIT_DEFAULT_SILENCE = 0.25
+"""`min_silence_duration` of the VAD a bare AgentSession picks (`inference.VAD()`)."""
 
 
 @dataclass
@@ -90,7 +91,9 @@ class Config:
 
     @property
     def silence(self) -> float:
-        return LIVEKIT_DEFAULT_SILENCE if self.defaults else self.settings.vad_min_silence
+        if self.defaults:
+            return LIVEKIT_DEFAULT_SILENCE
+        return build_vad(self.settings)._opts.min_silence_duration
 
     @property
     def settings(self) -> Settings:
@@ -260,9 +263,12 @@ async def main(trials: int, parallel: int, with_job: bool) -> None:
     stream = Config("ours, hosted, streaming STT", HOSTED, streaming=True)
     fast = Config("ours, fast, streaming STT", FAST, streaming=True)
     defaults = Config("LiveKit defaults, hosted, batch STT", HOSTED, streaming=False, defaults=True)
-    configs = [stream, batch, fast, defaults]
+    model = Config(
+        "ours, hosted, streaming, v1-mini model", HOSTED, streaming=True, overrides={"turn_detection": "model"}
+    )
+    configs = [stream, batch, fast, defaults, model]
     v2v = {c.name: Figures() for c in configs}
-    behaviour = {c.name: Figures() for c in (stream, batch)}
+    behaviour = {c.name: Figures() for c in (stream, batch, model)}
     # interleaved: each configuration's sessions alternate with the others' under the same load
     jobs: list[Awaitable[None]] = []
     for c in configs:
@@ -273,6 +279,7 @@ async def main(trials: int, parallel: int, with_job: bool) -> None:
             false_stops(c, clips, noises, trials, behaviour[c.name]),
             premature(c, clips, held_out, trials, behaviour[c.name]),
         ]
+    jobs.append(premature(model, clips, held_out, trials, behaviour[model.name]))
     failures = await interleaved(jobs, parallel)
     job: JobCost | None = await measure_job() if with_job else None
 

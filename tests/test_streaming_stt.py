@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from livekit.agents.worker import ServerEnvOption
 
 from settings import Settings, SettingsError
 from testkit.audio_harness import Clips
@@ -91,3 +92,12 @@ def test_the_turn_model_is_preloaded_only_when_used() -> None:
     environ = {PRELOAD_LOCAL_INFERENCE: "1"}  # the operator's choice wins
     assert not skip_unused_model_preload(Settings(turn_detection="vad"), environ)
     assert environ == {PRELOAD_LOCAL_INFERENCE: "1"}
+
+
+def test_start_keeps_at_least_one_process_warm() -> None:
+    import agent
+
+    server = agent.build_server(Settings())
+    assert ServerEnvOption.getvalue(server._num_idle_processes, devmode=False) >= 1
+    pinned = agent.build_server(dataclasses.replace(Settings(), num_idle_processes=3))
+    assert ServerEnvOption.getvalue(pinned._num_idle_processes, devmode=False) == 3
