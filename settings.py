@@ -71,7 +71,7 @@ class Settings:
     openai_base_url: str | None = None
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
-    stt_streaming: bool = False
+    stt_streaming: bool = True
     """Transcribe over the realtime API while the caller speaks, instead of one request per utterance."""
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str = "alloy"

@@ -121,6 +121,12 @@ BACKCHANNELS: dict[str, frozenset[str]] = {
 BACKCHANNEL_WORDS = frozenset().union(*BACKCHANNELS.values())
 
 
+VOCALISATION = re.compile(r"a+h+|a{2,}|[oue]+h+|o{2,}h*|w+o{2,}|h+o{2,}|(?:h[aeiou]){2,}h?|h[aeiou]h|a+r+g+h*|u+r*g+h+")
+"""Laughs, cries and exclamations as a recogniser spells them ("ahhh", "ooh", "woo hoo", "haha",
+"heh heh", "hehehe", "argh", "ugh"), once stretched letters are squeezed: Latin-letter noises a
+caller makes while listening, whatever language they speak."""
+
+
 def word_language(word: str) -> str:
     """The language whose lists judge `word`: Arabic script is Arabic, anything else English."""
     return "ar" if any("\u0600" <= c <= "\u06ff" for c in word) else "en"
@@ -136,6 +142,8 @@ def is_backchannel(text: str, languages: Sequence[str] = ALL_LANGUAGES) -> bool:
 
 def _is_noise(word: str, languages: Sequence[str]) -> bool:
     language = word_language(word)
+    if language == "en" and VOCALISATION.fullmatch(word):
+        return True
     return word in BACKCHANNELS[language] and (language == "en" or language in languages)
 
 
