@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io, tts
 from livekit.plugins import openai
 
 import logs
@@ -26,6 +26,7 @@ from conversation_manager import replay_pending
 from conversation_manager.journal_volume import warn_if_volatile
 from conversation_manager.manager import new_conversation_id
 from desk import phrases
+from reply_audio import FirstClauseTokenizer
 from settings import Mode, Settings, load_or_exit
 from startup_checks import openai_endpoint_problem
 from storage.factory import open_record_store
@@ -65,14 +66,16 @@ def build_session(
     if settings.openai_base_url:
         client_options["base_url"] = settings.openai_base_url
     hint = stt_language_options(settings.stt_model, settings.languages)
-    recogniser = openai.STT(
-        model=settings.stt_model, use_realtime=settings.stt_streaming, **hint, **client_options
-    )
+    recogniser = openai.STT(model=settings.stt_model, use_realtime=settings.stt_streaming, **hint, **client_options)
     listener = BackchannelFilter(recogniser, settings.languages)
     session = AgentSession(
         stt=listener,
         llm=openai.LLM(model=settings.llm_model, **client_options),
-        tts=openai.TTS(model=settings.tts_model, voice=settings.voice_for(settings.language), **client_options),
+        # the reply's first clause is spoken as soon as it is written (reply_audio.py)
+        tts=tts.StreamAdapter(
+            tts=openai.TTS(model=settings.tts_model, voice=settings.voice_for(settings.language), **client_options),
+            sentence_tokenizer=FirstClauseTokenizer(),
+        ),
         vad=vad or build_vad(settings),
         turn_handling=turn_handling_for(settings, avatar=avatar),
         **session_options,

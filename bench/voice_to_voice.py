@@ -55,7 +55,13 @@ LONG_REPLY = (
     "Bring your insurance card, a photo identity card and the list of medicines you take every day. "
     "There is free parking behind the building and the entrance is on the left side of the street."
 )
-SHORT_REPLY = "Okay, I can help with that."
+SHORT_REPLIES = (
+    "Okay, I can help with that.",
+    "Your appointment is on Monday at ten in the morning.",
+    "Sure, let me check that for you.",
+    "I can book that for you right now.",
+)
+"""Replies to the caller's turns: half open with a short clause, half are one plain sentence."""
 LIVEKIT_DEFAULT_SILENCE = 0.25
 """`min_silence_duration` of the VAD a bare AgentSession picks (`inference.VAD()`)."""
 
@@ -106,7 +112,9 @@ class Config:
 
 
 def reply_for(text: str) -> str:
-    return LONG_REPLY if text.rstrip(".?! ").lower().endswith("question") else SHORT_REPLY
+    if text.rstrip(".?! ").lower().endswith("question"):
+        return LONG_REPLY
+    return SHORT_REPLIES[sum(map(ord, text)) % len(SHORT_REPLIES)]
 
 
 @contextlib.asynccontextmanager

@@ -108,7 +108,8 @@ def _is_root() -> bool:
 
 def decode(path: Path, *, trim: bool = True) -> np.ndarray:
     """Any audio file sox reads, as 16 kHz int16 mono (leading/trailing silence trimmed)."""
-    args = ["sox", str(path), "-t", "raw", "-r", str(MIC_RATE), "-e", "signed", "-b", "16", "-c", "1", "-"]
+    # -D: no dither, so the same file always gives the same samples (and the same transcripts)
+    args = ["sox", "-D", str(path), "-t", "raw", "-r", str(MIC_RATE), "-e", "signed", "-b", "16", "-c", "1", "-"]
     if trim:
         args += TRIM
     done = subprocess.run(args, capture_output=True, timeout=DECODE_TIMEOUT, check=False)
