@@ -33,7 +33,8 @@ from turn_handling import EndOfTurnRules, build_vad, is_backchannel, looks_unfin
         "Woo hoo!",
         "Ooh, ooh, ooh.",
         "oooh",
-    ],  # fmt: skip
+        "Heh heh.",
+    ],
 )
 def test_backchannels(text: str) -> None:
     assert is_backchannel(text)
