@@ -34,6 +34,8 @@ from turn_handling import EndOfTurnRules, build_vad, is_backchannel, looks_unfin
         "Ooh, ooh, ooh.",
         "oooh",
         "Heh heh.",
+        "Argh!",
+        "Ugh.",
     ],
 )
 def test_backchannels(text: str) -> None:
