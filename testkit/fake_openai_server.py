@@ -28,7 +28,7 @@ batch and streaming delays, the TTS's first byte and speed.
 
 Standalone, for subprocess tests (repeats the last reply once the queue is empty):
 
-    python tests/fake_openai_server.py --port 0 --reply "Hi." [--reply ...] [--record FILE]
+    python testkit/fake_openai_server.py --port 0 --reply "Hi." [--reply ...] [--record FILE]
 
 prints `READY http://127.0.0.1:PORT/v1` on stdout once it listens; `--record` appends
 each received request as a JSON line to FILE. It stops on SIGINT/SIGTERM.
@@ -52,6 +52,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+if not __package__:  # run as a script (`python testkit/fake_openai_server.py`): the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.fake_openai_audio import AudioRoutes, Synthesizer, Transcriber, silent_synthesizer, silent_transcriber
 from testkit.latency_profiles import INSTANT, LatencyProfile
