@@ -121,12 +121,6 @@ BACKCHANNELS: dict[str, frozenset[str]] = {
 BACKCHANNEL_WORDS = frozenset().union(*BACKCHANNELS.values())
 
 
-
-
-
-
-
-
 VOCALISATION = re.compile(r"a+h+|a{2,}|[oue]+h+|o{2,}h*|w+o{2,}|h+o{2,}|(?:h[aeiou]){2,}h?|h[aeiou]h|a+r+g+h*|u+r*g+h+")
 """Laughs, cries and exclamations as a recogniser spells them ("ahhh", "ooh", "woo hoo", "haha",
 "heh heh", "hehehe", "argh", "ugh"), once stretched letters are squeezed: Latin-letter noises a
