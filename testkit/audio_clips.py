@@ -33,6 +33,9 @@ class Clip:
     samples: np.ndarray
     transcript: str | None
     label: str
+    words: tuple[tuple[str, float], ...] = ()
+    """(word, seconds into the clip where it ends), when a recogniser's timestamps are known:
+    a streaming STT's interim transcripts."""
 
     @property
     def duration(self) -> float:

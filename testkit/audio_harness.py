@@ -47,6 +47,7 @@ __all__ = [
     "ScriptedSTT",
     "VoiceCall",
     "open_voice_call",
+    "run_voice_call",
 ]
 
 FRAME_S = 0.02
@@ -63,6 +64,8 @@ class Playback:
     start_sample: int | None = None
     consumed: bool = False
     """Its transcript was returned by the STT (or it was heard by none)."""
+    words_taken: int = 0
+    """How many of its words a streaming recogniser has finalised (`take_words`)."""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _at(self, offset: int, t0: float) -> float:
@@ -122,6 +125,28 @@ class MicSimulator(AudioInput):
             end = p._at(len(p.clip.samples), self.t0)
             if p.clip.transcript and end > now - heard_seconds - FRAME_S:
                 texts.append(p.clip.transcript)
+        return " ".join(texts)
+
+    def take_words(self, now: float, heard_seconds: float, *, peek: bool = False) -> str:
+        """What a recogniser that follows the words finds by `now`: every word said (its end
+        time passed) and not taken yet, from clips with word timings (else the clip's whole
+        transcript at its end). Words older than the audio heard, plus a second, are dropped
+        (nobody transcribed them). `peek` leaves them for the final transcript (interims)."""
+        texts: list[str] = []
+        for p in self.playbacks:
+            if p.start_sample is None:
+                continue
+            timed = p.clip.words or (((p.clip.transcript, p.clip.duration),) if p.clip.transcript else ())
+            taken = p.words_taken
+            for word, end in timed[taken:]:
+                said_at = p._at(round(end * MIC_RATE), self.t0)
+                if said_at > now + FRAME_S:
+                    break
+                taken += 1
+                if said_at >= now - heard_seconds - 1.0:
+                    texts.append(word)
+            if not peek:
+                p.words_taken = taken
         return " ".join(texts)
 
     def close(self) -> None:
@@ -386,7 +411,7 @@ class VoiceCall:
     session: AgentSession
     mic: MicSimulator
     sink: RecordingSink
-    stt: ScriptedSTT
+    stt: stt.STT
     clips: Clips
     false_interruptions: list[bool] = field(default_factory=list)
     """`resumed` of every agent_false_interruption event."""
@@ -454,11 +479,30 @@ async def open_voice_call(
     watch = getattr(session_stt, "watch", None)
     if callable(watch):
         watch(session)
+    async with run_voice_call(
+        session, agent, mic=mic, sink=sink, recogniser=scripted_stt, clips=clips, on_session=on_session
+    ) as call:
+        yield call
+
+
+@contextlib.asynccontextmanager
+async def run_voice_call(
+    session: AgentSession,
+    agent: Agent,
+    *,
+    mic: MicSimulator,
+    sink: RecordingSink,
+    recogniser: stt.STT,
+    clips: Clips,
+    on_session: Callable[[AgentSession], None] | None = None,
+) -> AsyncIterator[VoiceCall]:
+    """Start `session` (built by the caller, e.g. production's `build_session`) on the simulated
+    microphone and loudspeaker, behind LiveKit's transcript synchronizer as RoomIO puts it."""
     synchronizer = TranscriptSynchronizer(next_in_chain_audio=sink, next_in_chain_text=None)
     session.input.audio = mic
     session.output.audio = synchronizer.audio_output
     session.output.transcription = synchronizer.text_output
-    call = VoiceCall(session, mic, sink, scripted_stt, clips)
+    call = VoiceCall(session, mic, sink, recogniser, clips)
     session.on("agent_false_interruption", lambda ev: call.false_interruptions.append(ev.resumed))
     if on_session is not None:
         on_session(session)

@@ -17,11 +17,18 @@ Program it with a queue of `Completion`s and read back what it received:
 
 `Completion(status=500)` answers with an OpenAI-style error body; `Completion(delay=5)`
 waits before answering (to test client timeouts; closing the server releases it). With an
-empty queue the in-process server answers 500 and records the request in `unanswered`.
+empty queue the in-process server answers 500 and records the request in `unanswered`;
+`responder=` builds each answer from the request body instead of the queue.
+
+Audio (testkit/fake_openai_audio.py): `POST /v1/audio/transcriptions`, the realtime
+transcription websocket `/v1/realtime` and `POST /v1/audio/speech`, with `transcriber=` and
+`synthesizer=` hooks. `profile=` (testkit/latency_profiles.py; default `instant`) delays
+every answer like a hosted service: the LLM's first token and token rate, the STT's
+batch and streaming delays, the TTS's first byte and speed.
 
 Standalone, for subprocess tests (repeats the last reply once the queue is empty):
 
-    python tests/fake_openai_server.py --port 0 --reply "Hi." [--reply ...] [--record FILE]
+    python testkit/fake_openai_server.py --port 0 --reply "Hi." [--reply ...] [--record FILE]
 
 prints `READY http://127.0.0.1:PORT/v1` on stdout once it listens; `--record` appends
 each received request as a JSON line to FILE. It stops on SIGINT/SIGTERM.
@@ -39,12 +46,18 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+if not __package__:  # run as a script (`python testkit/fake_openai_server.py`): the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from testkit.fake_openai_audio import AudioRoutes, Synthesizer, Transcriber, silent_synthesizer, silent_transcriber
+from testkit.latency_profiles import INSTANT, LatencyProfile
 
 __all__ = ["Completion", "FakeOpenAIServer", "FunctionCall", "RecordedRequest", "Usage"]
 
@@ -126,7 +139,14 @@ class FakeOpenAIServer:
         repeat_last: bool = False,
         record_path: Path | None = None,
         models: Sequence[str] = ("gpt-test",),
+        profile: LatencyProfile = INSTANT,
+        responder: Callable[[dict[str, Any]], Completion] | None = None,
+        transcriber: Transcriber = silent_transcriber,
+        synthesizer: Synthesizer = silent_synthesizer,
     ) -> None:
+        self.profile = profile
+        """The latency profile in force; may be changed between requests."""
+        self._responder = responder
         self._queue: deque[Completion] = deque(replies)
         self._host = host
         self._port = port
@@ -143,6 +163,15 @@ class FakeOpenAIServer:
         """Every request received, in order."""
         self.unanswered: list[RecordedRequest] = []
         """Chat requests that found the queue empty (answered with a 500)."""
+        self.first_tokens: list[tuple[float, float]] = []
+        """(received at, first content or tool-call chunk sent at) of every streamed completion."""
+        self.audio = AudioRoutes(
+            profile=lambda: self.profile,
+            transcriber=transcriber,
+            synthesizer=synthesizer,
+            record=self._record_parsed,
+            closing=self._closing,
+        )
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -159,6 +188,7 @@ class FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._list_models)
+        self.audio.add_to(app)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -191,6 +221,9 @@ class FakeOpenAIServer:
                 body = json.loads(raw)
             except ValueError:
                 body = raw.decode("utf-8", "replace")
+        return self._record_parsed(request, body)
+
+    def _record_parsed(self, request: web.Request, body: Any) -> RecordedRequest:
         rec = RecordedRequest(request.method, request.path, dict(request.headers), body)
         self.requests.append(rec)
         if self._record_path is not None:
@@ -207,15 +240,18 @@ class FakeOpenAIServer:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self._models]
         return web.json_response({"object": "list", "data": data})
 
-    def _next_reply(self) -> Completion | None:
+    def _next_reply(self, body: Any) -> Completion | None:
+        if self._responder is not None:
+            return self._responder(body if isinstance(body, dict) else {})
         if self._queue:
             self._last = self._queue.popleft()
             return self._last
         return self._last if self._repeat_last else None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        received = time.monotonic()
         rec = await self._record(request)
-        reply = self._next_reply()
+        reply = self._next_reply(rec.json)
         if reply is None:
             self.unanswered.append(rec)
             return _error(500, "fake server: no completion queued for this request")
@@ -230,13 +266,26 @@ class FakeOpenAIServer:
         calls = [(tc, tc.id or f"call_fake{next(self._ids)}") for tc in reply.tool_calls]
         usage = reply.usage or _estimate_usage(body, reply)
         if not body.get("stream"):
+            profile = self.profile
+            tokens = len(reply.text) / CHARS_PER_TOKEN
+            rest = tokens / profile.llm_tokens_per_s if profile.llm_tokens_per_s > 0 else 0.0
+            await self._pace(received + profile.llm_first_token_s + rest)
             return web.json_response(_completion_json(completion_id, model, reply, calls, usage))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self._stream(request, completion_id, model, reply, calls, usage, include_usage)
+        try:
+            return await self._stream(request, received, completion_id, model, reply, calls, usage, include_usage)
+        except ConnectionResetError:  # the client stopped reading (a cancelled generation): normal
+            return web.Response(status=499)
+
+    async def _pace(self, deadline: float) -> None:
+        if (delay := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
 
     async def _stream(
         self,
         request: web.Request,
+        received: float,
         completion_id: str,
         model: str,
         reply: Completion,
@@ -269,7 +318,16 @@ class FakeOpenAIServer:
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         await send({"role": "assistant", "content": None if calls and not reply.text else "", "refusal": None})
+        # the first token after the profile's delay, then one piece per its share of tokens/s
+        profile = self.profile
+        await self._pace(received + profile.llm_first_token_s)
+        self.first_tokens.append((time.time() - (time.monotonic() - received), time.time()))
+        tokens = 0.0
+        first = time.monotonic()
         for piece in _pieces(reply.text, reply.chunk_chars):
+            if profile.llm_tokens_per_s > 0 and tokens:
+                await self._pace(first + tokens / profile.llm_tokens_per_s)
+            tokens += len(piece) / CHARS_PER_TOKEN
             await send({"content": piece})
         for index, (tc, call_id) in enumerate(calls):
             await send(
@@ -302,6 +360,10 @@ class FakeOpenAIServer:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+CHARS_PER_TOKEN = 4
+"""OpenAI's rule of thumb for English, used to pace a profile's tokens per second."""
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -13,7 +13,30 @@ from turn_handling import EndOfTurnRules, build_vad, is_backchannel, looks_unfin
 
 @pytest.mark.parametrize(
     "text",
-    ["mm-hm", "Mm-hmm.", "uh-huh", "Uh huh!", "hmmm", "mhm", "Aha.", "اها", "آه", "امممم", "ممم"],
+    [
+        "mm-hm",
+        "Mm-hmm.",
+        "uh-huh",
+        "Uh huh!",
+        "hmmm",
+        "mhm",
+        "Aha.",
+        "اها",
+        "آه",
+        "امممم",
+        "ممم",
+        # laughs, cries and exclamations as Whisper spelt human ones (testkit/human_speech.py)
+        "Ahhhhhh!",
+        "AHHH!",
+        "Hehehe",
+        "Haha.",
+        "Woo hoo!",
+        "Ooh, ooh, ooh.",
+        "oooh",
+        "Heh heh.",
+        "Argh!",
+        "Ugh.",
+    ],
 )
 def test_backchannels(text: str) -> None:
     assert is_backchannel(text)
@@ -33,6 +56,12 @@ def test_backchannels(text: str) -> None:
         "لا",
         "أوكي",
         "mm mm mm mm",
+        "Ah, I see",
+        "Oh no",
+        "hello",
+        "who",
+        "Ha ha ha ha",
+        "We'll see you next time.",
     ],
 )
 def test_words_are_not_backchannels(text: str) -> None:
