@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, room_io, tts
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, cli, inference, tts
 from livekit.plugins import openai
 
 import logs
@@ -32,10 +32,7 @@ from startup_checks import openai_endpoint_problem
 from storage.factory import open_record_store
 from tools.agents import transfer_sip_participant
 from tools.call_language import stt_language_options
-from tools.keypad import KeypadListener
 from tools.room_status import RoomStatusPublisher
-from tools.typed_chat import typed_chat_input
-from tools.warm_transfer import HoldMusic, WarmTransfer
 from turn_handling import BackchannelFilter, build_vad, skip_unused_model_preload, turn_handling_for
 
 logger = logging.getLogger("agent")
@@ -99,30 +96,6 @@ async def identify_caller(ctx: JobContext, call: Call) -> rtc.RemoteParticipant 
     return participant
 
 
-def warm_transfer_for(
-    ctx: JobContext, session: AgentSession, participant: rtc.RemoteParticipant | None, settings: Settings
-) -> WarmTransfer | None:
-    """The warm hand-over for a SIP caller when configured (else transfers stay cold)."""
-    number = (settings.escalation_phone_number or "").removeprefix("tel:")
-    is_sip = participant is not None and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP
-    if settings.transfer_mode != "warm" or not settings.sip_outbound_trunk_id or not number or not is_sip:
-        return None
-    assert participant is not None
-    return WarmTransfer(
-        lkapi=ctx.api,
-        room=ctx.room,
-        room_name=ctx.room.name,
-        session=session,
-        hold=HoldMusic(ctx.room),
-        caller_identity=participant.identity,
-        trunk_id=settings.sip_outbound_trunk_id,
-        number=number,
-        ringing_timeout=settings.transfer_ringing_timeout,
-        # The caller and the colleague talk on; the agent's part (and its record) ends here.
-        on_answered=lambda: ctx.shutdown(reason="handed over to a human"),
-    )
-
-
 async def entrypoint(ctx: JobContext) -> None:
     # Tag every log line of the call, LiveKit's included, before anything else logs.
     conversation_id = new_conversation_id(ctx.room.name)
@@ -151,15 +124,15 @@ async def entrypoint(ctx: JobContext) -> None:
     # The greeting starts when the avatar's video is up or it has failed (voice-only), not after a delay.
     avatar.attach(session)
     avatar.start(ctx.room)
-    typed = typed_chat_input(
-        settings.typed_chat,
-        max_chars=settings.typed_chat_max_chars,
-        too_long=lambda limit: call.desk.phrases.line("typed_too_long", limit=limit),  # in the call's language
+    await session.start(agent=call.reception_agent(), room=ctx.room, room_options=call.room_options())
+    # Keypad digits for a phone caller, a warm hand-over when the deployment has an outbound trunk.
+    call.open_phone_line(
+        lambda: ctx.api,
+        ctx.room,
+        session,
+        participant,
+        on_handed_over=lambda: ctx.shutdown(reason="handed over to a human"),
     )
-    await session.start(agent=call.reception_agent(), room=ctx.room, room_options=room_io.RoomOptions(text_input=typed))
-    # Phone callers may type digits (ZIP code, phone number) instead of saying them.
-    KeypadListener.for_caller(ctx.room, session, call.desk, participant, timeout=settings.keypad_timeout)
-    call.desk.set_warm_transfer(warm_transfer_for(ctx, session, participant, settings))
 
 
 async def on_session_end(ctx: JobContext) -> None:

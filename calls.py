@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import AgentSession, llm
+from livekit.agents import AgentSession, llm, room_io
+from livekit.api import LiveKitAPI
 
 from avatar import AvatarConfig, AvatarLifecycle
 from conversation_manager import ConversationManager, EndResult
@@ -32,6 +33,9 @@ from storage.records import ConversationStore
 from tools.agents import Persona, ReceptionAgent
 from tools.call_language import follow_language
 from tools.caller_identity import caller_identity
+from tools.keypad import KeypadListener
+from tools.typed_chat import typed_chat_input
+from tools.warm_transfer import HoldMusic, WarmTransfer
 
 logger = logging.getLogger("calls")
 
@@ -100,6 +104,52 @@ class Call:
             self.summarize = lambda: written_summary(
                 model, language.current, self.manager.transcript.messages, timeout=settings.summary_timeout
             )
+
+    def room_options(self) -> room_io.RoomOptions:
+        """How the session reads the room: typed chat as the deployment allows it (TYPED_CHAT)."""
+        settings = self.settings
+        typed = typed_chat_input(
+            settings.typed_chat,
+            max_chars=settings.typed_chat_max_chars,
+            too_long=lambda limit: self.desk.phrases.line("typed_too_long", limit=limit),  # in the call's language
+        )
+        return room_io.RoomOptions(text_input=typed)
+
+    def open_phone_line(
+        self,
+        api: Callable[[], LiveKitAPI],
+        room: rtc.Room,
+        session: AgentSession,
+        participant: rtc.RemoteParticipant | None,
+        *,
+        on_handed_over: Callable[[], object],
+    ) -> KeypadListener | None:
+        """A SIP caller's phone-line features: keypad entry of digits (ZIP code, phone number), and
+        the warm hand-over when the deployment has an outbound trunk (else transfers stay cold).
+        `api` is asked for LiveKit's server API only when a warm hand-over is wired (`console` has
+        none); `on_handed_over` ends the agent's part once a colleague has been briefed."""
+        if participant is None or participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_SIP:
+            return None
+        settings = self.settings
+        keypad = KeypadListener.for_caller(room, session, self.desk, participant, timeout=settings.keypad_timeout)
+        number = (settings.escalation_phone_number or "").removeprefix("tel:")
+        if settings.transfer_mode != "warm" or not settings.sip_outbound_trunk_id or not number:
+            return keypad
+        self.desk.set_warm_transfer(
+            WarmTransfer(
+                lkapi=api(),
+                room=room,
+                room_name=room.name,
+                session=session,
+                hold=HoldMusic(room),
+                caller_identity=participant.identity,
+                trunk_id=settings.sip_outbound_trunk_id,
+                number=number,
+                ringing_timeout=settings.transfer_ringing_timeout,
+                on_answered=on_handed_over,
+            )
+        )
+        return keypad
 
     def reception_agent(self) -> ReceptionAgent:
         """The call's first agent, over this call's desk."""

@@ -212,3 +212,43 @@ def test_load_threshold_is_passed_to_livekit_only_when_set() -> None:
     assert server._load_threshold is _default_load_threshold  # what LiveKit Cloud hosting expects
     server = agent.build_server(Settings.from_env({"LOAD_THRESHOLD": "0.5"}))
     assert server._load_threshold == 0.5
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("kind", "mode", "warm", "keypad"),
+    [
+        (rtc.ParticipantKind.PARTICIPANT_KIND_SIP, "warm", True, True),
+        (rtc.ParticipantKind.PARTICIPANT_KIND_SIP, "cold", False, True),
+        (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, "warm", False, False),
+    ],
+)
+async def test_the_phone_line_is_wired_for_sip_callers_only(
+    tmp_path: Path, kind: rtc.ParticipantKind.ValueType, mode: str, warm: bool, keypad: bool
+) -> None:
+    """`Call.open_phone_line` (what the entrypoint runs): keypad entry and the warm hand-over for
+    a SIP caller; LiveKit's server API is touched only when a warm hand-over is wired."""
+    settings = Settings(
+        data_dir=tmp_path,
+        journal_dir=tmp_path / "journal",
+        escalation_phone_number="+963944000999",
+        sip_outbound_trunk_id="ST_trunk",
+        transfer_mode=mode,
+    )
+    room = FakeRoom()
+    caller = room.join("caller", kind=kind, attributes={"sip.phoneNumber": "+963933000111"})
+    call = await calls.open_call(settings, room_name=room.name, transfer=transfer_sip_participant)
+    asked_for_api: list[bool] = []
+
+    def server_api() -> api.LiveKitAPI:
+        asked_for_api.append(True)
+        return FakeLiveKitAPI(room, api_key=LIVEKIT_KEY, api_secret=LIVEKIT_SECRET)  # type: ignore[return-value]
+
+    try:
+        call.caller_joined(caller)  # type: ignore[arg-type]
+        listener = call.open_phone_line(server_api, room, None, caller, on_handed_over=lambda: None)  # type: ignore[arg-type]
+        assert call.desk.warm is warm
+        assert bool(asked_for_api) is warm
+        assert (listener is not None) is keypad
+    finally:
+        await call.aclose()
