@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from settings import Settings
 from testkit.audio_harness import Clip, Clips, VoiceCall, open_voice_call
+from testkit.bench_jobs import gather_limited
 from testkit.scripted_llm import LLMCall, Reply, ScriptedLLM
 from turn_handling import BackchannelFilter, build_vad, turn_handling_for
 
@@ -270,22 +271,6 @@ async def latencies(config: Config, clips: Clips, trials: int, figures: Figures)
 
 def ms(values: list[float], how: Callable[[list[float]], float] = statistics.median) -> str:
     return f"{how(values):.0f}" if values else "-"
-
-
-async def gather_limited(jobs: list[Awaitable[None]], limit: int) -> list[str]:
-    """Run the jobs `limit` at a time; a failing job is reported, the others go on."""
-    gate = asyncio.Semaphore(limit)
-    failures: list[str] = []
-
-    async def one(job: Awaitable[None]) -> None:
-        async with gate:
-            try:
-                await job
-            except Exception as e:
-                failures.append(f"{getattr(job, '__qualname__', job)}: {type(e).__name__}: {e}")
-
-    await asyncio.gather(*(one(j) for j in jobs))
-    return failures
 
 
 SWEEP: list[tuple[str, dict[str, Any]]] = [

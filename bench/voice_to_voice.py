@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from settings import Settings
 from testkit.audio_harness import Clip, Clips, VoiceCall
+from testkit.bench_jobs import gather_limited
 from testkit.human_speech import HumanSpeech
 from testkit.job_probe import JobCost, measure_job
 from testkit.latency_profiles import FAST, HOSTED, LatencyProfile
@@ -231,21 +232,6 @@ async def premature(config: Config, clips: Clips, paused: list[Any], trials: int
             await call.call.quiet()
 
 
-async def interleaved(jobs: list[Awaitable[None]], limit: int) -> list[str]:
-    gate = asyncio.Semaphore(limit)
-    failures: list[str] = []
-
-    async def one(job: Awaitable[None]) -> None:
-        async with gate:
-            try:
-                await job
-            except Exception as e:
-                failures.append(f"{type(e).__name__}: {e}")
-
-    await asyncio.gather(*(one(j) for j in jobs))
-    return failures
-
-
 def ms(values: list[float], q: float = 0.5) -> str:
     if not values:
         return "-"
@@ -288,7 +274,7 @@ async def main(trials: int, parallel: int, with_job: bool) -> None:
             premature(c, clips, held_out, trials, behaviour[c.name]),
         ]
     jobs.append(premature(model, clips, held_out, trials, behaviour[model.name]))
-    failures = await interleaved(jobs, parallel)
+    failures = await gather_limited(jobs, parallel)
     job: JobCost | None = await measure_job() if with_job else None
 
     print(
