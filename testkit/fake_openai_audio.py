@@ -71,7 +71,8 @@ async def silent_transcriber(samples: np.ndarray, rate: int, *, final: bool) -> 
 
 
 async def silent_synthesizer(text: str) -> bytes:
-    """A tone-free placeholder voice: 60 ms of near-silence per word (still real PCM)."""
+    """The server's voice when a test brings none: 60 ms of silence per word, as real PCM, so a
+    reply still takes time to play and can be interrupted."""
     return np.zeros(int(PCM_RATE * 0.06) * max(1, len(text.split())), dtype=np.int16).tobytes()
 
 

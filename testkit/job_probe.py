@@ -146,28 +146,17 @@ async def measure_job() -> JobCost:
 async def _serve(livekit_preload: bool) -> None:
     """The worker side (a child process): one simulated call, open until stdin closes."""
     sys.path.insert(0, str(ROOT))
-    import agent
     from settings import Settings
+    from testkit.simulated_job import simulated_call
     from turn_handling import skip_unused_model_preload
 
     settings = Settings.from_env(mode="console")
     if not livekit_preload:
         skip_unused_model_preload(settings, os.environ)
-    server = agent.build_server(settings)
-    started = asyncio.Event()
-    server.on("worker_started", started.set)
-    running = asyncio.create_task(server.run(devmode=True, unregistered=True))
-    await asyncio.wait_for(started.wait(), READY_TIMEOUT)
-    await server.simulate_job("probe-room", fake_job=True)
-    pending = settings.journal_dir / "pending"
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not list(pending.glob("*.jsonl")) and time.monotonic() < deadline:  # noqa: ASYNC110 (a file, no event)
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(2.0)  # the greeting is synthesised and played
-    print("LIVE", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await server.aclose()
-    await running
+    async with simulated_call(settings, "probe-room", timeout=READY_TIMEOUT):
+        await asyncio.sleep(2.0)  # the greeting is synthesised and played
+        print("LIVE", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
 if __name__ == "__main__":

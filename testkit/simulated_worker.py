@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from livekit.agents.cli.log import setup_logging
 
-import agent
 from settings import Settings
+from testkit.simulated_job import simulated_call
 
 LIVE_TIMEOUT = 60.0
 
@@ -28,20 +27,8 @@ LIVE_TIMEOUT = 60.0
 async def main() -> None:
     settings = Settings.from_env(mode="console")
     setup_logging("DEBUG", devmode=False, console=False)
-    server = agent.build_server(settings)
-    started = asyncio.Event()
-    server.on("worker_started", started.set)
-    # devmode only for its free health-check port; the log format was chosen above
-    running = asyncio.create_task(server.run(devmode=True, unregistered=True))
-    await asyncio.wait_for(started.wait(), LIVE_TIMEOUT)
-    await server.simulate_job("logged-room", fake_job=True)
-    pending = settings.journal_dir / "pending"
-    deadline = time.monotonic() + LIVE_TIMEOUT
-    while not list(pending.glob("*.jsonl")) and time.monotonic() < deadline:  # noqa: ASYNC110 (a file, no event)
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # let the greeting attempt run
-    await server.aclose()
-    await running
+    async with simulated_call(settings, "logged-room", timeout=LIVE_TIMEOUT):
+        await asyncio.sleep(1.0)  # let the greeting attempt run
 
 
 if __name__ == "__main__":  # job processes re-import this module
