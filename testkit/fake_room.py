@@ -285,6 +285,10 @@ class HumanPhone:
     sip_status: tuple[int, str] | None = None
 
 
+def _unauthenticated() -> web.Response:
+    return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+
+
 class FakeLiveKitAPI:
     """The LiveKit server API calls the worker makes, over HTTP (Twirp, protobuf), on a FakeRoom:
     `RoomService/RemoveParticipant` (what `AvatarSession.aclose()` and the warm transfer call),
@@ -320,12 +324,19 @@ class FakeLiveKitAPI:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def _remove_participant(self, request: web.Request) -> web.Response:
+    def _claims(self, request: web.Request) -> api.access_token.Claims | None:
+        """The request's token claims, as LiveKit checks them; None for a bad or missing token."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         try:
-            grants = self._verifier.verify(token).video
+            return self._verifier.verify(token)
         except Exception:
-            return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+            return None
+
+    async def _remove_participant(self, request: web.Request) -> web.Response:
+        claims = self._claims(request)
+        if claims is None:
+            return _unauthenticated()
+        grants = claims.video
         target = api.RoomParticipantIdentity.FromString(await request.read())
         if grants is None or not grants.room_admin or grants.room != target.room or target.room != self.room.name:
             return web.json_response({"code": "permission_denied", "msg": "no room_admin grant"}, status=403)
@@ -337,11 +348,9 @@ class FakeLiveKitAPI:
         )
 
     async def _transfer_sip_participant(self, request: web.Request) -> web.Response:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        try:
-            claims = self._verifier.verify(token)
-        except Exception:
-            return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+        claims = self._claims(request)
+        if claims is None:
+            return _unauthenticated()
         transfer = api.TransferSIPParticipantRequest.FromString(await request.read())
         grants, sip = claims.video, claims.sip
         if grants is None or not grants.room_admin or grants.room != transfer.room_name or sip is None or not sip.call:
@@ -356,11 +365,9 @@ class FakeLiveKitAPI:
         return web.Response(body=response.SerializeToString(), content_type="application/protobuf")
 
     async def _create_sip_participant(self, request: web.Request) -> web.Response:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        try:
-            claims = self._verifier.verify(token)
-        except Exception:
-            return web.json_response({"code": "unauthenticated", "msg": "invalid token"}, status=401)
+        claims = self._claims(request)
+        if claims is None:
+            return _unauthenticated()
         if claims.sip is None or not claims.sip.call:
             return web.json_response({"code": "permission_denied", "msg": "no sip call grant"}, status=403)
         dial = api.CreateSIPParticipantRequest.FromString(await request.read())
