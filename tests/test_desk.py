@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import calls
 from conversation_manager import ConversationManager
 from desk import AppointmentDesk, DeskConfig, DeskError
 from settings import Settings
@@ -124,3 +125,21 @@ async def test_the_desk_tells_the_record_who_is_calling(world: World, tmp_path: 
         await manager.end_conversation()
     finally:
         await store.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_call_that_cannot_open_its_desk_store_closes_what_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "desk.sqlite3").mkdir()  # the appointment store cannot open: a directory in its place
+    closed: list[str] = []
+    real_close = SQLiteConversationStore.aclose
+
+    async def recording_close(self: SQLiteConversationStore) -> None:
+        closed.append("records")
+        await real_close(self)
+
+    monkeypatch.setattr(SQLiteConversationStore, "aclose", recording_close)
+    with pytest.raises(Exception):  # noqa: B017, PT011 (whatever the store raises, the caller sees it)
+        await calls.open_call(Settings(data_dir=tmp_path, journal_dir=tmp_path / "journal"), room_name="room")
+    assert closed == ["records"], "the record store open_call opened is closed again"
